@@ -1,0 +1,34 @@
+# `make run` sets up and starts the app; `make test` runs the whole suite.
+# Both create .venv on first use and reinstall only when requirements.txt changes.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint serve clean
+
+run: $(VENV)/installed
+	$(BIN)/flask db upgrade
+	$(BIN)/flask run
+
+test: $(VENV)/installed
+	$(BIN)/pytest
+
+lint: $(VENV)/installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Production-style serving on http://127.0.0.1:8000 (settings in gunicorn.conf.py).
+serve: $(VENV)/installed
+	$(BIN)/flask db upgrade
+	$(BIN)/gunicorn "backend:create_app()"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov
+
+$(VENV)/installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Python 3.11 or newer is needed (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@

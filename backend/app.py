@@ -1,0 +1,50 @@
+"""The application factory: read top to bottom, it is the table of contents of the app."""
+
+import importlib
+
+from flask import Flask
+
+from backend.auth import init_auth
+from backend.config_loading import load_config
+from backend.database import init_database
+from backend.errors import register_error_handlers
+from backend.extensions import cors, rebar
+from backend.health import health
+from backend.log_setup import configure_logging
+from backend.url_converters import IdConverter
+
+# Importing a feature's handlers module adds its endpoints to the API registry.
+# Add a feature here; remove one by deleting its line and its folder.
+FEATURES = (
+    "backend.features.users.handlers",
+    "backend.features.items.handlers",
+)
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, static_folder=None)
+    load_config(app, config)
+    configure_logging(app)
+    init_database(app)
+    init_auth(app)
+    init_cors(app)
+    register_api(app)
+    register_error_handlers(app)
+    return app
+
+
+def init_cors(app: Flask) -> None:
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": app.config["ALLOWED_ORIGINS"]}},
+        allow_headers=["Content-Type", app.config["AUTH_HEADER"]],
+        expose_headers=["Location"],
+    )
+
+
+def register_api(app: Flask) -> None:
+    app.url_map.converters["id"] = IdConverter
+    for module in FEATURES:
+        importlib.import_module(module)
+    rebar.init_app(app)
+    app.register_blueprint(health)

@@ -1,0 +1,80 @@
+"""Layers the configuration sources and refuses settings that are unsafe to run with.
+
+Precedence, lowest first:
+    backend/settings.py      committed defaults, safe for development
+    backend/config.py        optional, gitignored; copy config.example.py (or name
+                             another file in BACKEND_CONFIG_FILE)
+    FLASK_<KEY> variables    values parsed as JSON when they are JSON
+    DATABASE_URL variable    the usual name hosting platforms set
+    create_app(config)       the dict tests pass
+
+A bad setting stops the process with one line on stderr naming the key, rather
+than a traceback, because that is what an operator reading a failed deploy needs.
+"""
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from backend import settings
+
+ENVIRONMENTS = ("development", "testing", "production")
+MIN_SECRET_LENGTH = 16
+
+
+class ConfigError(SystemExit):
+    """Exits with the message on stderr and status 1, also under `flask` and gunicorn."""
+
+
+def load_config(app: Flask, overrides: dict | None) -> None:
+    app.config.from_object(settings)
+    config_file = os.environ.get("BACKEND_CONFIG_FILE", Path(app.root_path) / "config.py")
+    app.config.from_pyfile(config_file, silent=True)
+    app.config.from_prefixed_env("FLASK")
+    if os.environ.get("DATABASE_URL"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+    app.config.update(overrides or {})
+
+    app.config["SQLALCHEMY_DATABASE_URI"] = _database_uri(app.config["SQLALCHEMY_DATABASE_URI"])
+    _check(app.config)
+
+
+def _database_uri(uri: str | None) -> str:
+    if not uri:
+        # Flask-SQLAlchemy places a relative SQLite path in the instance folder.
+        return "sqlite:///backend.db"
+    # Some hosts still hand out the scheme SQLAlchemy 1.4 stopped accepting.
+    if uri.startswith("postgres://"):
+        return "postgresql://" + uri.removeprefix("postgres://")
+    return uri
+
+
+def _check(config: dict) -> None:
+    if config["ENVIRONMENT"] not in ENVIRONMENTS:
+        raise ConfigError(
+            f"Config error: ENVIRONMENT is {config['ENVIRONMENT']!r}; "
+            f"expected one of {', '.join(ENVIRONMENTS)}."
+        )
+    clients = config["API_CLIENTS"]
+    if not isinstance(clients, dict) or not all(
+        isinstance(client, dict) and client.get("key") for client in clients.values()
+    ):
+        raise ConfigError('Config error: API_CLIENTS must look like {"name": {"key": "..."}}.')
+    if config["ENVIRONMENT"] == "production":
+        for key in ("SECRET_KEY", "AUTH_KEY"):
+            _require_real_secret(config, key)
+
+
+def _require_real_secret(config: dict, key: str) -> None:
+    value = str(config.get(key) or "")
+    if not value or value == getattr(settings, key):
+        problem = "is missing or still the development default"
+    elif len(value) < MIN_SECRET_LENGTH:
+        problem = f"is shorter than {MIN_SECRET_LENGTH} characters"
+    else:
+        return
+    raise ConfigError(
+        f"Config error: {key} {problem}; production refuses to start. "
+        f"Set FLASK_{key} to a long random value."
+    )

@@ -1,0 +1,45 @@
+"""Extension instances, created unbound so that one object serves every app built.
+
+`create_app` binds each of them with `init_app`.
+"""
+
+from flask_cors import CORS
+from flask_migrate import Migrate
+from flask_rebar import Rebar, SwaggerV3Generator
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+from backend.auth import api_key_auth
+from backend.url_converters import IdConverter
+
+# Predictable constraint names, so migrations can drop and alter them on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Model(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Model)
+migrate = Migrate()
+cors = CORS()
+rebar = Rebar()
+# Errors carry {"message", ...} only; rebar would add its own code to some of them.
+rebar.error_code_attr = None
+
+# Every feature registers its handlers on this one registry (see backend/app.py).
+registry = rebar.create_handler_registry(
+    prefix="/api/v1",
+    default_authenticators=[api_key_auth],
+    swagger_generator=SwaggerV3Generator(title="Backend API", version="1.0.0"),
+    spec_path="/openapi.json",
+    swagger_ui_path="/docs",
+)
+registry.swagger_generator.register_flask_converter_to_swagger_type("id", IdConverter)

@@ -1,0 +1,119 @@
+"""The /items endpoints, and the items of one user."""
+
+from flask import request
+from flask_rebar import errors, get_validated_args, get_validated_body, messages
+from sqlalchemy import select
+
+from backend.extensions import db, registry
+from backend.features.items.models import Item
+from backend.features.items.schemas import (
+    CreateItemSchema,
+    ItemPageSchema,
+    ItemSchema,
+    UpdateItemSchema,
+)
+from backend.features.users.handlers import get_user_or_404
+from backend.features.users.models import User
+from backend.pagination import PageQuerySchema, paginate
+
+
+def _get_item_or_404(item_id: int) -> Item:
+    item = db.session.get(Item, item_id)
+    if item is None:
+        raise errors.NotFound(f"Item {item_id} not found.")
+    return item
+
+
+def _ensure_owner_exists(owner_id: int) -> None:
+    # Answered like any other invalid field, instead of a foreign-key error.
+    if db.session.get(User, owner_id) is None:
+        raise errors.BadRequest(
+            messages.body_validation_failed,
+            {"errors": {"owner_id": f"No user with id {owner_id}."}},
+        )
+
+
+@registry.handles(
+    rule="/items",
+    method="GET",
+    query_string_schema=PageQuerySchema(),
+    response_body_schema={200: ItemPageSchema()},
+    tags=["items"],
+)
+def list_items() -> dict:
+    """List items, oldest first."""
+    return paginate(select(Item).order_by(Item.id), **get_validated_args())
+
+
+@registry.handles(
+    rule="/users/<id:user_id>/items",
+    method="GET",
+    query_string_schema=PageQuerySchema(),
+    response_body_schema={200: ItemPageSchema()},
+    tags=["items"],
+)
+def list_user_items(user_id: int) -> dict:
+    """List the items one user owns, oldest first."""
+    get_user_or_404(user_id)
+    statement = select(Item).where(Item.owner_id == user_id).order_by(Item.id)
+    return paginate(statement, **get_validated_args())
+
+
+@registry.handles(
+    rule="/items",
+    method="POST",
+    request_body_schema=CreateItemSchema(),
+    response_body_schema={201: ItemSchema()},
+    tags=["items"],
+)
+def create_item() -> tuple[Item, int, dict]:
+    """Create an item for an existing user."""
+    body = get_validated_body()
+    _ensure_owner_exists(body["owner_id"])
+    item = Item(**body)
+    db.session.add(item)
+    db.session.commit()
+    return item, 201, {"Location": f"{request.path}/{item.id}"}
+
+
+@registry.handles(
+    rule="/items/<id:item_id>",
+    method="GET",
+    response_body_schema={200: ItemSchema()},
+    tags=["items"],
+)
+def get_item(item_id: int) -> Item:
+    """Get one item."""
+    return _get_item_or_404(item_id)
+
+
+@registry.handles(
+    rule="/items/<id:item_id>",
+    method="PATCH",
+    request_body_schema=UpdateItemSchema(),
+    response_body_schema={200: ItemSchema()},
+    tags=["items"],
+)
+def update_item(item_id: int) -> Item:
+    """Change some of an item's fields."""
+    item = _get_item_or_404(item_id)
+    body = get_validated_body()
+    if "owner_id" in body:
+        _ensure_owner_exists(body["owner_id"])
+    for field, value in body.items():
+        setattr(item, field, value)
+    db.session.commit()
+    return item
+
+
+@registry.handles(
+    rule="/items/<id:item_id>",
+    method="DELETE",
+    response_body_schema={204: None},
+    tags=["items"],
+)
+def delete_item(item_id: int) -> tuple[None, int]:
+    """Delete an item."""
+    db.session.delete(_get_item_or_404(item_id))
+    db.session.commit()
+    return None, 204

@@ -1,0 +1,37 @@
+"""What clients send and receive for items."""
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from backend.fields import UTCDateTime
+from backend.pagination import PageSchema
+from backend.url_converters import MAX_ID
+
+
+class ItemSchema(Schema):
+    id = fields.Integer(required=True)
+    title = fields.String(required=True)
+    description = fields.String(required=True, allow_none=True)
+    owner_id = fields.Integer(required=True)
+    created_at = UTCDateTime(required=True)
+    updated_at = UTCDateTime(required=True)
+
+
+class ItemPageSchema(PageSchema):
+    items = fields.List(fields.Nested(ItemSchema), required=True)
+
+
+class CreateItemSchema(Schema):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    owner_id = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID)
+    )
+
+
+class UpdateItemSchema(CreateItemSchema):
+    """The same fields as creation, each optional."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(partial=True, **kwargs)

@@ -1,0 +1,106 @@
+"""The /users endpoints."""
+
+from flask import request
+from flask_rebar import errors, get_validated_args, get_validated_body
+from sqlalchemy import select
+
+from backend.extensions import db, registry
+from backend.features.users.models import User
+from backend.features.users.schemas import (
+    CreateUserSchema,
+    UpdateUserSchema,
+    UserPageSchema,
+    UserSchema,
+)
+from backend.pagination import PageQuerySchema, paginate
+
+
+def get_user_or_404(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise errors.NotFound(f"User {user_id} not found.")
+    return user
+
+
+def _ensure_email_free(email: str) -> None:
+    # The unique constraint still guards against a race; this gives the clear message.
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise errors.Conflict(
+            "A user with this email already exists.",
+            {"errors": {"email": "Already registered."}},
+        )
+
+
+@registry.handles(
+    rule="/users",
+    method="GET",
+    query_string_schema=PageQuerySchema(),
+    response_body_schema={200: UserPageSchema()},
+    tags=["users"],
+)
+def list_users() -> dict:
+    """List users, oldest first."""
+    return paginate(select(User).order_by(User.id), **get_validated_args())
+
+
+@registry.handles(
+    rule="/users",
+    method="POST",
+    request_body_schema=CreateUserSchema(),
+    response_body_schema={201: UserSchema()},
+    tags=["users"],
+)
+def create_user() -> tuple[User, int, dict]:
+    """Create a user."""
+    body = get_validated_body()
+    _ensure_email_free(body["email"])
+    user = User(email=body["email"], name=body["name"])
+    user.set_password(body["password"])
+    db.session.add(user)
+    db.session.commit()
+    return user, 201, {"Location": f"{request.path}/{user.id}"}
+
+
+@registry.handles(
+    rule="/users/<id:user_id>",
+    method="GET",
+    response_body_schema={200: UserSchema()},
+    tags=["users"],
+)
+def get_user(user_id: int) -> User:
+    """Get one user."""
+    return get_user_or_404(user_id)
+
+
+@registry.handles(
+    rule="/users/<id:user_id>",
+    method="PATCH",
+    request_body_schema=UpdateUserSchema(),
+    response_body_schema={200: UserSchema()},
+    tags=["users"],
+)
+def update_user(user_id: int) -> User:
+    """Change some of a user's fields."""
+    user = get_user_or_404(user_id)
+    body = get_validated_body()
+    if body.get("email", user.email) != user.email:
+        _ensure_email_free(body["email"])
+    if "password" in body:
+        user.set_password(body.pop("password"))
+    for field, value in body.items():
+        setattr(user, field, value)
+    db.session.commit()
+    return user
+
+
+@registry.handles(
+    rule="/users/<id:user_id>",
+    method="DELETE",
+    response_body_schema={204: None},
+    tags=["users"],
+)
+def delete_user(user_id: int) -> tuple[None, int]:
+    """Delete a user and, with them, their items."""
+    db.session.delete(get_user_or_404(user_id))
+    db.session.commit()
+    return None, 204

@@ -1,0 +1,41 @@
+"""What clients send and receive for users. The password is accepted, never returned."""
+
+from typing import Any
+
+from marshmallow import Schema, fields, post_load, validate
+
+from backend.fields import UTCDateTime
+from backend.pagination import PageSchema
+
+
+class UserSchema(Schema):
+    id = fields.Integer(required=True)
+    email = fields.String(required=True)
+    name = fields.String(required=True)
+    created_at = UTCDateTime(required=True)
+    updated_at = UTCDateTime(required=True)
+
+
+class UserPageSchema(PageSchema):
+    items = fields.List(fields.Nested(UserSchema), required=True)
+
+
+class CreateUserSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=8, max=128)
+    )
+
+    @post_load
+    def lowercase_email(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        if "email" in data:
+            data["email"] = data["email"].lower()
+        return data
+
+
+class UpdateUserSchema(CreateUserSchema):
+    """The same fields as creation, each optional."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(partial=True, **kwargs)

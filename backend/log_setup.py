@@ -1,0 +1,136 @@
+"""Logging: one line per event, to the console and to a file every worker shares.
+
+    2020-07-23 16:29:02,868 | INFO | backend.log_setup.log_request::66 | GET | /api/v1/users | limit=2 | 200 OK | 3.1 ms
+    datetime | level | location_in_code | method | path | query_params | status | description
+
+Fields that have no value (outside a request, say) are "-". Every request gets one
+line with its status and duration. Control characters from requests are escaped
+and tracebacks are indented beneath their line, so every line that starts at the
+left margin is one whole event that no client can forge. Query values whose key
+looks secret are replaced by "***"; headers and bodies are never logged.
+
+The file handler is concurrent-log-handler's: it locks the file across processes,
+so several gunicorn workers can share one file and rotate it without losing or
+interleaving lines (the standard RotatingFileHandler cannot).
+"""
+
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote_plus
+
+from concurrent_log_handler import ConcurrentRotatingFileHandler
+from flask import Flask, Response, g, has_request_context, request
+
+logger = logging.getLogger(__name__)
+
+LOG_FORMAT = (
+    "%(asctime)s | %(levelname)s | %(name)s.%(funcName)s::%(lineno)d"
+    " | %(method)s | %(path)s | %(query)s | %(status)s | %(message)s"
+)
+EMPTY = "-"
+REDACTED = "***"
+SECRET_QUERY_KEY = re.compile(r"pass|pwd|token|key|secret|auth|signature", re.IGNORECASE)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+READABLE_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def configure_logging(app: Flask) -> None:
+    """Replace the handlers a previous app installed, so tests can build many apps."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h.formatter, OneLineFormatter)]:
+        root.removeHandler(handler)
+        handler.close()
+
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if app.config["LOG_FILE"]:
+        handlers.append(_file_handler(app))
+    for handler in handlers:
+        handler.setFormatter(OneLineFormatter(LOG_FORMAT))
+        handler.addFilter(RequestFields())
+        root.addHandler(handler)
+    root.setLevel(app.config["LOG_LEVEL"])
+
+    # The request line below replaces the development server's access log.
+    logging.getLogger("werkzeug").addFilter(_drop_access_lines)
+    app.before_request(_start_timer)
+    app.after_request(log_request)
+
+
+def _file_handler(app: Flask) -> logging.Handler:
+    # A relative path is taken from the project root, wherever the process starts.
+    path = Path(app.root_path).parent / app.config["LOG_FILE"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return ConcurrentRotatingFileHandler(
+        str(path),
+        maxBytes=app.config["LOG_MAX_BYTES"],
+        backupCount=app.config["LOG_BACKUP_COUNT"],
+        encoding="utf-8",
+    )
+
+
+def _start_timer() -> None:
+    g.request_started = time.perf_counter()
+
+
+def log_request(response: Response) -> Response:
+    elapsed_ms = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
+    logger.info("%.1f ms", elapsed_ms, extra={"status": response.status})
+    return response
+
+
+def _drop_access_lines(record: logging.LogRecord) -> bool:
+    # The development server's access lines look like '127.0.0.1 - - [date] "GET / HTTP/1.1" 200 -'.
+    return " - - [" not in record.getMessage()
+
+
+def escape(text: str) -> str:
+    return CONTROL_CHARACTERS.sub(
+        lambda match: READABLE_ESCAPES.get(match.group(), f"\\x{ord(match.group()):02x}"), text
+    )
+
+
+def redact_query(query_string: str) -> str:
+    pairs = []
+    for pair in query_string.split("&"):
+        key, separator, _value = pair.partition("=")
+        if separator and SECRET_QUERY_KEY.search(unquote_plus(key)):
+            pair = f"{key}={REDACTED}"
+        pairs.append(pair)
+    return "&".join(pairs)
+
+
+class RequestFields(logging.Filter):
+    """Adds the request's method, path and query to every record, or "-" outside one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context():
+            query = request.query_string.decode("utf-8", "replace")
+            record.method = escape(request.method)
+            record.path = escape(request.path)
+            record.query = escape(redact_query(query)) if query else EMPTY
+        else:
+            record.method = record.path = record.query = EMPTY
+        if not hasattr(record, "status"):
+            record.status = EMPTY
+        return True
+
+
+class OneLineFormatter(logging.Formatter):
+    """Escapes the message onto its line and indents tracebacks beneath it."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = escape(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: object) -> str:  # noqa: N802
+        return _indent(super().formatException(ei))  # type: ignore[arg-type]
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return _indent(stack_info)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + escape(line) for line in text.splitlines())

@@ -1,0 +1,44 @@
+"""Every configuration key with its committed default, safe for local development.
+
+Loaded first; `backend/config.py`, `FLASK_*` environment variables, `DATABASE_URL`
+and the dict given to `create_app` override these, in that order
+(see `backend/config_loading.py`). `config.example.py` documents the same keys
+for users who copy it to `backend/config.py`.
+"""
+
+# development | testing | production. Production refuses to start with the
+# development secrets below.
+ENVIRONMENT = "development"
+
+# Signs sessions and tokens. Must be replaced in production.
+SECRET_KEY = "dev-secret-key-change-me"
+
+# Header that carries the API key.
+AUTH_HEADER = "X-AUTH-API-KEY"
+
+# The key of the "default" client. Must be replaced in production.
+AUTH_KEY = "dev-auth-key-change-me"
+
+# More clients, by name: {"reporting": {"key": "..."}}. Every key opens the API.
+API_CLIENTS: dict[str, dict[str, str]] = {}
+
+# None means a SQLite file in the instance folder: instance/backend.db.
+SQLALCHEMY_DATABASE_URI: str | None = None
+
+# Browser origins allowed to call the API, e.g. ["https://app.example.com"].
+ALLOWED_ORIGINS: list[str] = []
+
+# Rotating log file shared by every worker; None logs to the console only.
+LOG_FILE: str | None = "logs/backend.log"
+LOG_LEVEL = "INFO"
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUP_COUNT = 5
+
+# Largest request body accepted; bigger ones get 413.
+MAX_CONTENT_LENGTH = 1024 * 1024
+
+# Seconds to wait for the database to accept a connection before answering 503.
+DATABASE_CONNECT_TIMEOUT = 3
+
+# werkzeug.security method for password hashes; tests use a cheaper one.
+PASSWORD_HASH_METHOD = "scrypt"

@@ -1,0 +1,27 @@
+"""Production defaults for `gunicorn "backend:create_app()"`.
+
+Each setting can be overridden on the command line or in GUNICORN_CMD_ARGS.
+"""
+
+import multiprocessing
+import os
+
+# WEB_CONCURRENCY is the variable most hosting platforms set.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+
+# The app is built once in the master: a configuration error stops gunicorn with
+# its one-line message instead of every worker failing in turn, and workers share
+# the loaded code. create_app opens no connection, so nothing is shared by the fork.
+preload_app = True
+
+# Behind a reverse proxy: drop stuck requests, keep connections from the proxy alive.
+timeout = 30
+graceful_timeout = 30
+keepalive = 5
+
+# Restart each worker now and then, so a slow leak cannot grow without bound.
+max_requests = 2000
+max_requests_jitter = 200
+
+# The app logs every request itself (backend/log_setup.py).
+accesslog = None
