@@ -119,17 +119,18 @@ class RequestFields(logging.Filter):
 
 
 class OneLineFormatter(logging.Formatter):
-    """Escapes the message onto its line and indents tracebacks beneath it."""
+    """Escapes the message onto its line and indents any traceback beneath it."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-        record.message = escape(record.message)
-        return super().formatMessage(record)
-
-    def formatException(self, ei: object) -> str:  # noqa: N802
-        return _indent(super().formatException(ei))  # type: ignore[arg-type]
-
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802
-        return _indent(stack_info)
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = escape(record.getMessage())
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        if record.exc_info or record.exc_text:
+            # Another handler may have formatted (and cached) the traceback already.
+            line += "\n" + _indent(record.exc_text or self.formatException(record.exc_info))
+        if record.stack_info:
+            line += "\n" + _indent(self.formatStack(record.stack_info))
+        return line
 
 
 def _indent(text: str) -> str:

@@ -1,0 +1,52 @@
+"""Local settings: copy to backend/config.py (gitignored) and edit.
+
+Every key below has a committed default in backend/settings.py. Any key can also be
+set in the environment as FLASK_<KEY> (JSON values are parsed, e.g.
+FLASK_API_CLIENTS='{"ci": {"key": "..."}}'), and the database as DATABASE_URL.
+Precedence, lowest first: settings.py, this file, FLASK_* variables, DATABASE_URL.
+A different file can be named in BACKEND_CONFIG_FILE.
+
+Generate secrets with: python -c "import secrets; print(secrets.token_urlsafe(32))"
+"""
+
+# development | testing | production. Production refuses to start unless
+# SECRET_KEY and AUTH_KEY are set, at least 16 characters, and not the defaults.
+ENVIRONMENT = "development"
+
+# Signs sessions and tokens.
+SECRET_KEY = "replace-with-a-long-random-value"
+
+# Header that carries the API key.
+AUTH_HEADER = "X-AUTH-API-KEY"
+
+# The key of the client named "default".
+AUTH_KEY = "replace-with-a-long-random-value"
+
+# More clients, by name; the name of the caller is in flask.g.api_client.
+API_CLIENTS = {
+    # "reporting": {"key": "another-long-random-value"},
+}
+
+# SQLite file in instance/ by default. PostgreSQL (psycopg2):
+# SQLALCHEMY_DATABASE_URI = "postgresql://user:password@127.0.0.1:5432/backend"
+SQLALCHEMY_DATABASE_URI = None
+
+# Seconds to wait for the database to accept a connection before answering 503.
+DATABASE_CONNECT_TIMEOUT = 3
+
+# Browser origins allowed to call the API (CORS); none by default.
+ALLOWED_ORIGINS = [
+    # "http://localhost:3000",
+]
+
+# Rotating log file shared by all workers (relative to the project root); None for console only.
+LOG_FILE = "logs/backend.log"
+LOG_LEVEL = "INFO"
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUP_COUNT = 5
+
+# Largest request body accepted, in bytes; larger bodies get 413.
+MAX_CONTENT_LENGTH = 1024 * 1024
+
+# werkzeug.security method used for password hashes.
+PASSWORD_HASH_METHOD = "scrypt"

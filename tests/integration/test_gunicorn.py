@@ -1,0 +1,425 @@
+"""The app under real gunicorn: several worker processes, real sockets, a real log file.
+
+Each test starts `gunicorn "backend:create_app()"` from the project root, so
+gunicorn.conf.py applies (preload_app and all), configured only through the
+environment as in production. Runs on a SQLite file by default and on the
+PostgreSQL database in TEST_DATABASE_URL when it is set.
+"""
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy.engine import make_url
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+AUTH_HEADER = "X-AUTH-API-KEY"
+AUTH_KEY = "integration-" + secrets.token_hex(16)
+SECRET_KEY = "integration-" + secrets.token_hex(16)
+# Variables that would leak the caller's configuration into the servers under test.
+INHERITED_CONFIG = ("DATABASE_URL", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS", "BACKEND_CONFIG_FILE")
+
+# datetime | level | logger.func::line | method | path | query | status | message
+LOG_LINE = re.compile(
+    r"^(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
+    r" \| (?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL)"
+    r" \| (?P<where>[\w.<>]+::\d+)"
+    r" \| (?P<method>-|[A-Z]+)"
+    r" \| (?P<path>-|/[^|]*)"
+    r" \| (?P<query>[^ |]+)"
+    r" \| (?P<status>-|\d{3} [^|]+)"
+    r" \| (?P<message>.*)$"
+)
+
+
+REQUEST_LOGGER = "backend.log_setup.log_request::"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call(url: str, method: str = "GET", body: object = None, key: str | None = AUTH_KEY):
+    """One request on a fresh connection: (status, JSON body or None, seconds taken)."""
+    parts = urlsplit(url)
+    headers = {AUTH_HEADER: key} if key else {}
+    payload = None
+    if body is not None:
+        payload = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    started = time.monotonic()
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=15)
+    try:
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection.request(method, path, body=payload, headers=headers)
+        response = connection.getresponse()
+        raw = response.read()
+        content_type = response.getheader("Content-Type", "")
+    finally:
+        connection.close()
+    data = json.loads(raw) if raw and content_type.startswith("application/json") else None
+    return response.status, data, time.monotonic() - started
+
+
+class Gunicorn:
+    def __init__(self, tmp_path: Path, name: str, workers: int, env: dict) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_file = tmp_path / f"{name}-logs" / "backend.log"
+        self.stderr_path = tmp_path / f"{name}.stderr"
+        env = base_env(tmp_path) | {"FLASK_LOG_FILE": str(self.log_file)} | env
+        # None removes a variable, to start without it.
+        self.env = {name: value for name, value in env.items() if value is not None}
+        self.workers = workers
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}"]
+        command += ["--workers", str(self.workers), "backend:create_app()"]
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                # Its own process group, so the finalizer can reach orphaned workers too.
+                start_new_session=True,
+            )
+
+    def wait_until_answering(self, timeout: float = 20) -> None:
+        """Until /health answers at all: 503 counts, the database may be down on purpose."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"gunicorn exited with {self.process.returncode}:\n{self.stderr()}")
+            try:
+                call(self.url + "/health", key=None)
+                return
+            except OSError:
+                time.sleep(0.1)
+        pytest.fail(f"gunicorn did not answer within {timeout} s:\n{self.stderr()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+    def kill_leftovers(self) -> None:
+        """Workers whose master died would still be in the group; gone once it is empty."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("FLASK_") and name not in INHERITED_CONFIG
+    }
+    env.update(
+        {
+            # No backend/config.py a developer may have: only these variables count.
+            "BACKEND_CONFIG_FILE": str(tmp_path / "no-config.py"),
+            "FLASK_ENVIRONMENT": "production",
+            "FLASK_SECRET_KEY": SECRET_KEY,
+            "FLASK_AUTH_KEY": AUTH_KEY,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+@pytest.fixture
+def start_gunicorn(tmp_path):
+    """Starts gunicorn and waits until it answers; every server is stopped afterwards."""
+    servers: list[Gunicorn] = []
+
+    def start(workers: int, wait: bool = True, **env: str | None) -> Gunicorn:
+        server = Gunicorn(tmp_path, f"gunicorn{len(servers)}", workers, env)
+        servers.append(server)
+        server.start()
+        if wait:
+            server.wait_until_answering()
+        return server
+
+    yield start
+    for server in servers:
+        try:
+            server.stop()
+        finally:
+            server.kill_leftovers()
+
+
+@pytest.fixture
+def database_url(request, tmp_path):
+    """A migrated database: TEST_DATABASE_URL (emptied after the test) or a SQLite file."""
+    if TEST_DATABASE_URL:
+        # The conftest's app fixture migrates once per run and truncates in its teardown,
+        # which runs after the servers (started later, so stopped first) are gone.
+        request.getfixturevalue("app")
+        return TEST_DATABASE_URL
+    url = f"sqlite:///{tmp_path / 'integration.db'}"
+    env = base_env(tmp_path) | {"DATABASE_URL": url, "FLASK_LOG_FILE": "null"}
+    env["FLASK_ENVIRONMENT"] = "development"
+    result = subprocess.run(
+        [str(BIN / "flask"), "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return url
+
+
+def test_three_workers_store_and_delete_user_with_items(start_gunicorn, database_url):
+    server = start_gunicorn(workers=3, DATABASE_URL=database_url)
+    api = server.url + "/api/v1"
+
+    user_body = {"email": "ada@example.com", "name": "Ada", "password": "analytical"}
+    status, user, _ = call(api + "/users", "POST", user_body)
+    assert status == 201, user
+    item_body = {"title": "Engine", "description": "Analytical", "owner_id": user["id"]}
+    status, item, _ = call(api + "/items", "POST", item_body)
+    assert status == 201, item
+
+    # Several reads, so more than one worker is likely to answer.
+    for _ in range(6):
+        assert call(f"{api}/users/{user['id']}")[:2] == (200, user)
+        assert call(f"{api}/items/{item['id']}")[:2] == (200, item)
+    status, page, _ = call(f"{api}/users/{user['id']}/items")
+    assert status == 200 and page["items"] == [item]
+
+    assert call(f"{api}/users/{user['id']}", "DELETE")[0] == 204
+    status, body, _ = call(f"{api}/items/{item['id']}")
+    assert status == 404, body
+    assert call(f"{api}/users/{user['id']}")[0] == 404
+
+
+def test_workers_share_rotating_log_file_without_losing_lines(start_gunicorn, database_url):
+    server = start_gunicorn(
+        workers=3,
+        DATABASE_URL=database_url,
+        FLASK_LOG_MAX_BYTES="20000",
+        FLASK_LOG_BACKUP_COUNT="200",
+    )
+    count = 600
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(
+            pool.map(lambda n: call(f"{server.url}/health?n={n}", key=None)[0], range(count))
+        )
+    assert statuses == [200] * count
+    server.stop()
+
+    files = sorted(server.log_file.parent.glob(server.log_file.name + "*"))
+    assert len(files) > 1, f"the log never rotated: {files}"
+    lines = [line for path in files for line in path.read_text("utf-8").splitlines()]
+    seen: dict[str, int] = {}
+    for line in lines:
+        if not line or line[0].isspace():
+            continue  # A traceback, indented beneath the event it belongs to.
+        fields = LOG_LINE.match(line)
+        assert fields, f"not in the log format: {line!r}"
+        if fields["path"] == "/health" and fields["where"].startswith(REQUEST_LOGGER):
+            assert fields["status"] == "200 OK", line
+            seen[fields["query"]] = seen.get(fields["query"], 0) + 1
+    seen.pop("-", None)  # The probes that waited for gunicorn to answer.
+    assert seen == {f"n={n}": 1 for n in range(count)}
+
+
+def test_production_without_secret_key_refuses_to_start(start_gunicorn):
+    server = start_gunicorn(workers=2, wait=False, FLASK_SECRET_KEY=None)
+    try:
+        returncode = server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"gunicorn still running with no SECRET_KEY:\n{server.stderr()}")
+
+    stderr = server.stderr()
+    assert returncode != 0
+    assert any(line.startswith("Config error: SECRET_KEY") for line in stderr.splitlines()), stderr
+    assert "Traceback" not in stderr
+
+
+def test_unreachable_database_answers_503_json(start_gunicorn):
+    # Bound but never listening: connecting is refused, and no one else can take the port.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        server = start_gunicorn(workers=2, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/x")
+
+        status, body, seconds = call(server.url + "/health", key=None)
+        assert status == 503, body
+        assert body["database"] == "unreachable"
+        assert seconds < 5
+
+        status, body, seconds = call(server.url + "/api/v1/users")
+        assert status == 503, body
+        assert body["message"]
+        assert seconds < 5
+
+
+class Forwarder:
+    """A TCP proxy to stand in for the network between the app and its database.
+
+    `stop` closes the listener and every forwarded connection, as a database
+    restart or a network cut would; `start` listens again on the same port.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._connections: set[tuple[socket.socket, socket.socket]] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            connections = list(self._connections)
+            self._connections.clear()
+        _close(listener)
+        for pair in connections:
+            for sock in pair:
+                _close(sock)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # Stopped.
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            pair = (client, upstream)
+            with self._lock:
+                if self._listener is not listener:
+                    _close(client)
+                    _close(upstream)
+                    return
+                self._connections.add(pair)
+            for source, target in (pair, pair[::-1]):
+                threading.Thread(
+                    target=self._pump, args=(source, target, pair), daemon=True
+                ).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, pair: tuple) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        with self._lock:
+            self._connections.discard(pair)
+        for sock in pair:
+            _close(sock)
+
+
+def _close(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    # Wakes a thread blocked in accept or recv; close alone may not.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+@pytest.fixture
+def forwarder():
+    database = make_url(TEST_DATABASE_URL)
+    forwarder = Forwarder(database.host or "127.0.0.1", database.port or 5432)
+    forwarder.start()
+    yield forwarder
+    forwarder.stop()
+
+
+def users_batch(url: str, size: int) -> list[int]:
+    """Statuses of `size` requests, six at a time so every worker gets some."""
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        return list(pool.map(lambda _: call(url)[0], range(size)))
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs PostgreSQL")
+def test_every_worker_reconnects_after_database_connection_is_cut(
+    start_gunicorn, database_url, forwarder
+):
+    workers = 3
+    proxied = make_url(database_url).set(host="127.0.0.1", port=forwarder.port)
+    server = start_gunicorn(
+        workers=workers, DATABASE_URL=proxied.render_as_string(hide_password=False)
+    )
+    users = server.url + "/api/v1/users"
+
+    # Each sync worker keeps one pooled connection, so open connections = workers that hold one.
+    deadline = time.monotonic() + 10
+    while forwarder.open_connections < workers and time.monotonic() < deadline:
+        assert users_batch(users, 24) == [200] * 24
+    assert forwarder.open_connections == workers
+
+    forwarder.stop()
+    for _ in range(12):
+        status, body, seconds = call(users)
+        assert status == 503, body
+        assert body["message"]
+        assert seconds < 5
+
+    forwarder.start()
+    # Recovered: 30 requests in a row succeed, and every worker holds a new connection.
+    deadline = time.monotonic() + 5
+    statuses = users_batch(users, 30)
+    while time.monotonic() < deadline and (
+        statuses != [200] * 30 or forwarder.open_connections < workers
+    ):
+        time.sleep(0.2)
+        statuses = users_batch(users, 30)
+    assert statuses == [200] * 30
+    assert forwarder.open_connections == workers
