@@ -33,6 +33,8 @@ LOG_FORMAT = (
 EMPTY = "-"
 REDACTED = "***"
 SECRET_QUERY_KEY = re.compile(r"pass|pwd|token|key|secret|auth|signature", re.IGNORECASE)
+# Terminal colour codes, which the development server puts in its messages.
+COLOUR_CODES = re.compile(r"\x1b\[[0-9;]*m")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 READABLE_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -88,7 +90,8 @@ def _drop_access_lines(record: logging.LogRecord) -> bool:
 
 def escape(text: str) -> str:
     return CONTROL_CHARACTERS.sub(
-        lambda match: READABLE_ESCAPES.get(match.group(), f"\\x{ord(match.group()):02x}"), text
+        lambda match: READABLE_ESCAPES.get(match.group(), f"\\x{ord(match.group()):02x}"),
+        COLOUR_CODES.sub("", text),
     )
 
 

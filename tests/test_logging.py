@@ -152,3 +152,4 @@ def test_redact_query(query, logged):
 def test_escape_keeps_text_and_escapes_controls():
     assert escape("café | ok") == "café | ok"
     assert escape("a\tb\x00\u2028") == "a\\tb\\x00\\x2028"
+    assert escape("\x1b[31mred\x1b[0m \x1b]0;title") == "red \\x1b]0;title"
