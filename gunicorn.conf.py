@@ -25,3 +25,7 @@ max_requests_jitter = 200
 
 # The app logs every request itself (backend/log_setup.py).
 accesslog = None
+
+# gunicorn's control socket has one path per user, so a second instance on the same
+# host (a blue/green deploy, a test server) would remove the first one's socket.
+control_socket_disable = True

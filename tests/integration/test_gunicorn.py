@@ -47,8 +47,6 @@ LOG_LINE = re.compile(
     r" \| (?P<status>-|\d{3} [^|]+)"
     r" \| (?P<message>.*)$"
 )
-
-
 REQUEST_LOGGER = "backend.log_setup.log_request::"
 
 
@@ -183,10 +181,13 @@ def start_gunicorn(tmp_path):
 
 @pytest.fixture
 def database_url(request, tmp_path):
-    """A migrated database: TEST_DATABASE_URL (emptied after the test) or a SQLite file."""
+    """A migrated database: TEST_DATABASE_URL (emptied after the test) or a SQLite file.
+
+    Request it before start_gunicorn: fixtures are torn down in reverse, so the
+    servers stop before the tables are truncated.
+    """
     if TEST_DATABASE_URL:
-        # The conftest's app fixture migrates once per run and truncates in its teardown,
-        # which runs after the servers (started later, so stopped first) are gone.
+        # The conftest's app fixture migrates once per run and truncates in its teardown.
         request.getfixturevalue("app")
         return TEST_DATABASE_URL
     url = f"sqlite:///{tmp_path / 'integration.db'}"
@@ -204,7 +205,7 @@ def database_url(request, tmp_path):
     return url
 
 
-def test_three_workers_store_and_delete_user_with_items(start_gunicorn, database_url):
+def test_three_workers_store_and_delete_user_with_items(database_url, start_gunicorn):
     server = start_gunicorn(workers=3, DATABASE_URL=database_url)
     api = server.url + "/api/v1"
 
@@ -228,7 +229,7 @@ def test_three_workers_store_and_delete_user_with_items(start_gunicorn, database
     assert call(f"{api}/users/{user['id']}")[0] == 404
 
 
-def test_workers_share_rotating_log_file_without_losing_lines(start_gunicorn, database_url):
+def test_workers_share_rotating_log_file_without_losing_lines(database_url, start_gunicorn):
     server = start_gunicorn(
         workers=3,
         DATABASE_URL=database_url,
@@ -390,7 +391,7 @@ def users_batch(url: str, size: int) -> list[int]:
 
 @pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs PostgreSQL")
 def test_every_worker_reconnects_after_database_connection_is_cut(
-    start_gunicorn, database_url, forwarder
+    database_url, forwarder, start_gunicorn
 ):
     workers = 3
     proxied = make_url(database_url).set(host="127.0.0.1", port=forwarder.port)
