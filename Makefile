@@ -1,5 +1,5 @@
 # `make run` sets up and starts the app; `make test` runs the whole suite.
-# Both create .venv on first use and reinstall only when requirements.txt changes.
+# Both create .venv on first use and reinstall only when a requirements file changes.
 
 PYTHON ?= python3
 VENV := .venv
@@ -26,9 +26,9 @@ serve: $(VENV)/installed
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov
 
-$(VENV)/installed: requirements.txt
+$(VENV)/installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "Python 3.11 or newer is needed (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@

@@ -22,10 +22,25 @@ AUTH_HEADER = "X-AUTH-API-KEY"
 # The key of the client named "default".
 AUTH_KEY = "replace-with-a-long-random-value"
 
-# More clients, by name; the name of the caller is in flask.g.api_client.
+# More clients, by name, each with the scopes it may use (the "default" client has
+# them all): users:read, users:write, items:read, items:write. The name of the caller
+# is in flask.g.api_client.
 API_CLIENTS = {
-    # "reporting": {"key": "another-long-random-value"},
+    # "reporting": {"key": "another-long-random-value", "scopes": ["users:read", "items:read"]},
 }
+
+# Development only: let every request in without a key (announced in the log at start).
+# Ignored outside development; production refuses to start with it.
+AUTH_DISABLED = False
+
+# OpenAPI document and docs pages (/api/v1/openapi.json, /docs, /redoc).
+# None: on in development and testing, off in production.
+API_DOCS_ENABLED = None
+# Ask for a username and password (HTTP Basic) on the docs, e.g. when on in production.
+API_DOCS_AUTH = None  # {"username": "docs", "password": "a-long-random-value"}
+API_TITLE = "Backend API"
+API_VERSION = "1.0.0"
+API_DESCRIPTION = "Users and the items they own. Every endpoint needs an API key."
 
 # SQLite file in instance/ by default. PostgreSQL (psycopg2):
 # SQLALCHEMY_DATABASE_URI = "postgresql://user:password@127.0.0.1:5432/backend"

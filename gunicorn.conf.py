@@ -3,8 +3,11 @@
 Each setting can be overridden on the command line or in GUNICORN_CMD_ARGS.
 """
 
+import json
 import multiprocessing
 import os
+
+from gunicorn import util
 
 # WEB_CONCURRENCY is the variable most hosting platforms set.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
@@ -29,3 +32,22 @@ accesslog = None
 # gunicorn's control socket has one path per user, so a second instance on the same
 # host (a blue/green deploy, a test server) would remove the first one's socket.
 control_socket_disable = True
+
+
+def write_json_error(sock: object, status_int: int, reason: str, mesg: str) -> None:
+    """Answer in the app's JSON error shape where gunicorn answers by itself.
+
+    gunicorn rejects some requests before the app sees them (a request line over
+    4094 bytes: 414, headers too large: 431, malformed HTTP: 400), with an HTML page
+    of its own. This writes {"message": ...} instead, as the OpenAPI document says.
+    """
+    body = json.dumps({"message": f"{reason}: {mesg}" if mesg else reason}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+# gunicorn's workers call util.write_error for these answers; it has no setting for them.
+util.write_error = write_json_error

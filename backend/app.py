@@ -4,6 +4,7 @@ import importlib
 
 from flask import Flask
 
+from backend.api_docs import init_api_docs
 from backend.auth import init_auth
 from backend.config_loading import load_config
 from backend.database import init_database
@@ -26,9 +27,10 @@ def create_app(config: dict | None = None) -> Flask:
     load_config(app, config)
     configure_logging(app)
     init_database(app)
-    init_auth(app)
     init_cors(app)
     register_api(app)
+    init_auth(app)
+    init_api_docs(app)
     register_error_handlers(app)
     return app
 

@@ -1,26 +1,80 @@
-"""API-key authentication: the default authenticator of every API endpoint.
+"""API keys that carry scopes: the authenticator of every API endpoint.
 
-Clients send their key in the `AUTH_HEADER` header. `AUTH_KEY` is the key of the
-client named "default"; `API_CLIENTS` adds named clients. The name of the client
-that called is in `g.api_client` for the rest of the request.
+Clients send their key in the `AUTH_HEADER` header. `AUTH_KEY` belongs to the client
+named "default", which has every scope; `API_CLIENTS` adds named clients, each with
+the scopes it may use. An endpoint names the scope it needs next to its route:
+
+    @registry.handles(rule="/items", method="POST", authenticators=requires_scope("items:write"))
+
+A missing or unknown key gets 401; a known key without the scope gets 403. The name
+of the calling client is in `g.api_client` for the rest of the request.
 """
 
 import hashlib
 import hmac
+import logging
+from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 from flask_rebar import errors
 from flask_rebar.authenticators import HeaderApiKeyAuthenticator
+from flask_rebar.swagger_generation.authenticator_to_swagger import (
+    AuthenticatorConverter,
+    AuthenticatorConverterRegistry,
+)
+
+from backend.config_loading import ConfigError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CLIENT = "default"
+EVERY_SCOPE = "*"
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    name: str
+    key_digest: bytes
+    scopes: frozenset[str]
+
+    def has_scope(self, scope: str) -> bool:
+        return EVERY_SCOPE in self.scopes or scope in self.scopes
 
 
 def init_auth(app: Flask) -> None:
-    """Digest every configured key once, so a request compares fixed-length bytes."""
-    keys = {DEFAULT_CLIENT: app.config["AUTH_KEY"]}
-    keys.update({name: client["key"] for name, client in app.config["API_CLIENTS"].items()})
-    app.extensions["api_key_digests"] = {
-        name: _digest(str(key)) for name, key in keys.items() if key
+    """Digest every configured key once, and refuse scopes no endpoint declares.
+
+    Call after the API is registered: the declared scopes come from its endpoints.
+    """
+    clients = {
+        DEFAULT_CLIENT: {"key": app.config["AUTH_KEY"], "scopes": [EVERY_SCOPE]},
+        **app.config["API_CLIENTS"],
+    }
+    known = declared_scopes(app) | {EVERY_SCOPE}
+    for name, client in clients.items():
+        unknown = set(client["scopes"]) - known
+        if unknown:
+            raise ConfigError(
+                f"Config error: API_CLIENTS[{name!r}] has unknown scopes {sorted(unknown)}; "
+                f"the endpoints declare {sorted(known - {EVERY_SCOPE})}."
+            )
+    app.extensions["api_clients"] = [
+        ApiClient(name, _digest(str(client["key"])), frozenset(client["scopes"]))
+        for name, client in clients.items()
+        if client["key"]
+    ]
+    if app.config["AUTH_DISABLED"]:
+        logger.warning("AUTH_DISABLED: every API request is allowed without a key.")
+
+
+def declared_scopes(app: Flask) -> set[str]:
+    return {
+        authenticator.scope
+        for registry in app.extensions["rebar"]["handler_registries"]
+        for methods in registry.paths.values()
+        for definition in methods.values()
+        for authenticator in definition.authenticators
+        if isinstance(authenticator, ApiKeyAuthenticator) and authenticator.scope
     }
 
 
@@ -28,43 +82,71 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def find_client(presented_key: str) -> str | None:
-    """Name of the client whose key this is, compared in constant time.
+def find_client(presented_key: str) -> ApiClient | None:
+    """The client whose key this is, compared in constant time.
 
     Every configured key is compared, even after a match, so the time taken does
     not tell an attacker which client's key was close.
     """
     presented = _digest(presented_key)
     found = None
-    for name, digest in current_app.extensions["api_key_digests"].items():
-        if hmac.compare_digest(presented, digest):
-            found = name
+    for client in current_app.extensions["api_clients"]:
+        if hmac.compare_digest(presented, client.key_digest):
+            found = client
     return found
 
 
 class ApiKeyAuthenticator(HeaderApiKeyAuthenticator):
-    """Rebar's header API-key scheme, with keys and header name read from the app.
+    """Rebar's header API-key scheme, with keys, header and scopes read from the app.
 
     Rebar's own class holds one set of keys for the process; reading them from the
     current app lets every app (and every test) carry its own configuration, and
     comparing digests means a non-ASCII header cannot raise.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, scope: str | None = None) -> None:
         self.name = "apiKey"
+        self.scope = scope
 
     @property
     def header(self) -> str:
         return current_app.config["AUTH_HEADER"]
 
     def authenticate(self) -> None:
+        if current_app.config["AUTH_DISABLED"]:
+            g.api_client = DEFAULT_CLIENT
+            return
         presented = request.headers.get(self.header)
         if not presented:
             raise errors.Unauthorized(f"Missing API key: send it in the {self.header} header.")
         client = find_client(presented)
         if client is None:
             raise errors.Unauthorized("Invalid API key.")
-        g.api_client = client
+        if self.scope and not client.has_scope(self.scope):
+            raise errors.Forbidden(
+                f"This API key lacks the scope {self.scope}.", {"missing_scope": self.scope}
+            )
+        g.api_client = client.name
 
 
+def requires_scope(scope: str) -> ApiKeyAuthenticator:
+    return ApiKeyAuthenticator(scope)
+
+
+class ApiKeyConverter(AuthenticatorConverter):
+    """Documents the key's header and, per operation, the scope it needs (OpenAPI 3.1)."""
+
+    AUTHENTICATOR_TYPE = ApiKeyAuthenticator
+
+    def get_security_schemes(self, obj: ApiKeyAuthenticator, context: object = None) -> dict:
+        return {obj.name: {"type": "apiKey", "in": "header", "name": obj.header}}
+
+    def get_security_requirements(
+        self, obj: ApiKeyAuthenticator, context: object = None
+    ) -> list[dict]:
+        return [{obj.name: [obj.scope] if obj.scope else []}]
+
+
+authenticator_converters = AuthenticatorConverterRegistry()
+authenticator_converters.register_type(ApiKeyConverter())
 api_key_auth = ApiKeyAuthenticator()

@@ -38,6 +38,10 @@ def load_config(app: Flask, overrides: dict | None) -> None:
 
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_uri(app.config["SQLALCHEMY_DATABASE_URI"])
     _check(app.config)
+    # Honoured in development only: tests and production always check keys.
+    app.config["AUTH_DISABLED"] = (
+        bool(app.config["AUTH_DISABLED"]) and app.config["ENVIRONMENT"] == "development"
+    )
 
 
 def _database_uri(uri: str | None) -> str:
@@ -56,14 +60,27 @@ def _check(config: dict) -> None:
             f"Config error: ENVIRONMENT is {config['ENVIRONMENT']!r}; "
             f"expected one of {', '.join(ENVIRONMENTS)}."
         )
-    clients = config["API_CLIENTS"]
-    if not isinstance(clients, dict) or not all(
-        isinstance(client, dict) and client.get("key") for client in clients.values()
-    ):
-        raise ConfigError('Config error: API_CLIENTS must look like {"name": {"key": "..."}}.')
+    if not _valid_clients(config["API_CLIENTS"]):
+        raise ConfigError(
+            'Config error: API_CLIENTS must look like {"name": {"key": "...", "scopes": [...]}}.'
+        )
     if config["ENVIRONMENT"] == "production":
         for key in ("SECRET_KEY", "AUTH_KEY"):
             _require_real_secret(config, key)
+        if config["AUTH_DISABLED"]:
+            raise ConfigError(
+                "Config error: AUTH_DISABLED is for development; production refuses it."
+            )
+
+
+def _valid_clients(clients: object) -> bool:
+    return isinstance(clients, dict) and all(
+        isinstance(client, dict)
+        and client.get("key")
+        and isinstance(client.get("scopes"), list)
+        and all(isinstance(scope, str) for scope in client["scopes"])
+        for client in clients.values()
+    )
 
 
 def _require_real_secret(config: dict, key: str) -> None:

@@ -24,6 +24,7 @@ Rebar registers handlers for its own errors and for 400, 404 and 405; this modul
 import logging
 
 from flask import Flask, Response, jsonify
+from marshmallow import INCLUDE, Schema, fields
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -35,8 +36,34 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
 
 
+class ErrorSchema(Schema):
+    """An error: what went wrong and, for invalid input, the problem with each field."""
+
+    class Meta:
+        # Errors may carry extra keys, such as "reason" or "missing_scope".
+        unknown = INCLUDE
+
+    message = fields.String(required=True)
+    errors = fields.Dict(metadata={"description": "For invalid input: field name to problem."})
+
+
+# Every API endpoint can answer these: malformed input (400), no or a wrong key (401), a
+# key without the scope (403), and the database unreachable (503); and, from gunicorn
+# before the app sees the request (gunicorn.conf.py), a request line or headers too
+# large (414, 431).
+COMMON_ERRORS = (400, 401, 403, 414, 431, 503)
+
+
+def with_errors(responses: dict, *statuses: int) -> dict:
+    """An endpoint's success responses plus the errors it can answer, for the document."""
+    return {**responses, **dict.fromkeys((*COMMON_ERRORS, *statuses), ErrorSchema())}
+
+
 def register_error_handlers(app: Flask) -> None:
-    # Registered after rebar's, so these replace its generic 500 handler.
+    # Registered after rebar's, so these replace its handlers for 400, 404, 405 (which
+    # drop headers such as Allow) and its generic 500 handler.
+    for status in (400, 404, 405):
+        app.register_error_handler(status, handle_http_exception)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(IntegrityError, handle_integrity_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
@@ -51,7 +78,12 @@ def json_error(message: str, status: int, **extra: object) -> Response:
 
 
 def handle_http_exception(error: HTTPException) -> Response:
-    return json_error(error.description or error.name, error.code or 500)
+    response = json_error(error.description or error.name, error.code or 500)
+    # Keep what the error says besides its HTML body, e.g. Allow on a 405.
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def handle_integrity_error(error: IntegrityError) -> Response:

@@ -5,13 +5,13 @@
 
 from flask_cors import CORS
 from flask_migrate import Migrate
-from flask_rebar import Rebar, SwaggerV3Generator
+from flask_rebar import Rebar
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from backend.auth import api_key_auth
-from backend.url_converters import IdConverter
+from backend.openapi import openapi_generator
 
 # Predictable constraint names, so migrations can drop and alter them on every database.
 NAMING_CONVENTION = {
@@ -38,8 +38,8 @@ rebar.error_code_attr = None
 registry = rebar.create_handler_registry(
     prefix="/api/v1",
     default_authenticators=[api_key_auth],
-    swagger_generator=SwaggerV3Generator(title="Backend API", version="1.0.0"),
-    spec_path="/openapi.json",
-    swagger_ui_path="/docs",
+    swagger_generator=openapi_generator,
+    # Served by backend/api_docs, which adds the configured title and can require credentials.
+    spec_path=None,
+    swagger_ui_path=None,
 )
-registry.swagger_generator.register_flask_converter_to_swagger_type("id", IdConverter)

@@ -19,8 +19,20 @@ AUTH_HEADER = "X-AUTH-API-KEY"
 # The key of the "default" client. Must be replaced in production.
 AUTH_KEY = "dev-auth-key-change-me"
 
-# More clients, by name: {"reporting": {"key": "..."}}. Every key opens the API.
-API_CLIENTS: dict[str, dict[str, str]] = {}
+# More clients, by name, each with the scopes it may use:
+# {"reporting": {"key": "...", "scopes": ["users:read", "items:read"]}}
+API_CLIENTS: dict[str, dict] = {}
+
+# Development only: let every request in without a key. Refused in production.
+AUTH_DISABLED = False
+
+# OpenAPI document and docs pages under /api/v1; None means on except in production.
+API_DOCS_ENABLED: bool | None = None
+# {"username": "...", "password": "..."} to ask for credentials (HTTP Basic) on them.
+API_DOCS_AUTH: dict[str, str] | None = None
+API_TITLE = "Backend API"
+API_VERSION = "1.0.0"
+API_DESCRIPTION = "Users and the items they own. Every endpoint needs an API key."
 
 # None means a SQLite file in the instance folder: instance/backend.db.
 SQLALCHEMY_DATABASE_URI: str | None = None

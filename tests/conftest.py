@@ -16,7 +16,8 @@ from backend.extensions import db
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 AUTH_KEY = "test-default-key"
-REPORTING_KEY = "test-reporting-key"
+REPORTING_KEY = "test-reporting-key"  # read-only client
+NO_SCOPES_KEY = "test-no-scopes-key"
 
 
 def make_config(**overrides: object) -> dict:
@@ -24,7 +25,10 @@ def make_config(**overrides: object) -> dict:
         "ENVIRONMENT": "testing",
         "SQLALCHEMY_DATABASE_URI": TEST_DATABASE_URL or "sqlite://",
         "AUTH_KEY": AUTH_KEY,
-        "API_CLIENTS": {"reporting": {"key": REPORTING_KEY}},
+        "API_CLIENTS": {
+            "reporting": {"key": REPORTING_KEY, "scopes": ["users:read", "items:read"]},
+            "no-scopes": {"key": NO_SCOPES_KEY, "scopes": []},
+        },
         "ALLOWED_ORIGINS": ["https://app.example.com"],
         "LOG_FILE": None,
         # Hashing at full cost would make the suite crawl; the method is still checked.

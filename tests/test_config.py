@@ -47,7 +47,7 @@ def test_each_layer_overrides_the_one_below(clean_env, tmp_path):
     config_file.write_text('LOG_LEVEL = "WARNING"\nAUTH_HEADER = "X-From-File"\nLOG_FILE = None\n')
     clean_env.setenv("BACKEND_CONFIG_FILE", str(config_file))
     clean_env.setenv("FLASK_AUTH_HEADER", "X-From-Env")
-    clean_env.setenv("FLASK_API_CLIENTS", '{"ci": {"key": "from-env"}}')
+    clean_env.setenv("FLASK_API_CLIENTS", '{"ci": {"key": "from-env", "scopes": ["items:read"]}}')
     clean_env.setenv("FLASK_MAX_CONTENT_LENGTH", "2048")
     clean_env.setenv("DATABASE_URL", "sqlite:///from-env.db")
 
@@ -55,7 +55,9 @@ def test_each_layer_overrides_the_one_below(clean_env, tmp_path):
 
     assert app.config["LOG_LEVEL"] == "WARNING"  # file over defaults
     assert app.config["AUTH_HEADER"] == "X-From-Env"  # environment over file
-    assert app.config["API_CLIENTS"] == {"ci": {"key": "from-env"}}  # JSON parsed
+    assert app.config["API_CLIENTS"] == {
+        "ci": {"key": "from-env", "scopes": ["items:read"]}
+    }  # JSON parsed
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///from-env.db"
     assert app.config["MAX_CONTENT_LENGTH"] == 4096  # create_app's dict over everything
 
@@ -119,7 +121,16 @@ def test_unknown_environment_is_refused():
         create_app(make_config(ENVIRONMENT="staging"))
 
 
-@pytest.mark.parametrize("clients", [["key"], {"ci": "key"}, {"ci": {"name": "x"}}])
+@pytest.mark.parametrize(
+    "clients",
+    [
+        ["key"],
+        {"ci": "key"},
+        {"ci": {"scopes": []}},
+        {"ci": {"key": "k"}},
+        {"ci": {"key": "k", "scopes": "items:read"}},
+    ],
+)
 def test_malformed_api_clients_are_refused(clients):
     with pytest.raises(ConfigError, match="API_CLIENTS"):
         create_app(make_config(API_CLIENTS=clients))

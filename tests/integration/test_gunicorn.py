@@ -1,40 +1,20 @@
-"""The app under real gunicorn: several worker processes, real sockets, a real log file.
-
-Each test starts `gunicorn "backend:create_app()"` from the project root, so
-gunicorn.conf.py applies (preload_app and all), configured only through the
-environment as in production. Runs on a SQLite file by default and on the
-PostgreSQL database in TEST_DATABASE_URL when it is set.
-"""
+"""The app under real gunicorn: several worker processes, real sockets, a real log file."""
 
 import contextlib
-import http.client
 import json
-import os
 import re
-import secrets
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy.engine import make_url
 
-pytestmark = pytest.mark.integration
+from tests.integration.servers import TEST_DATABASE_URL, call
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-AUTH_HEADER = "X-AUTH-API-KEY"
-AUTH_KEY = "integration-" + secrets.token_hex(16)
-SECRET_KEY = "integration-" + secrets.token_hex(16)
-# Variables that would leak the caller's configuration into the servers under test.
-INHERITED_CONFIG = ("DATABASE_URL", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS", "BACKEND_CONFIG_FILE")
+pytestmark = pytest.mark.integration
 
 # datetime | level | logger.func::line | method | path | query | status | message
 LOG_LINE = re.compile(
@@ -48,161 +28,6 @@ LOG_LINE = re.compile(
     r" \| (?P<message>.*)$"
 )
 REQUEST_LOGGER = "backend.log_setup.log_request::"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def call(url: str, method: str = "GET", body: object = None, key: str | None = AUTH_KEY):
-    """One request on a fresh connection: (status, JSON body or None, seconds taken)."""
-    parts = urlsplit(url)
-    headers = {AUTH_HEADER: key} if key else {}
-    payload = None
-    if body is not None:
-        payload = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    started = time.monotonic()
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=15)
-    try:
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        connection.request(method, path, body=payload, headers=headers)
-        response = connection.getresponse()
-        raw = response.read()
-        content_type = response.getheader("Content-Type", "")
-    finally:
-        connection.close()
-    data = json.loads(raw) if raw and content_type.startswith("application/json") else None
-    return response.status, data, time.monotonic() - started
-
-
-class Gunicorn:
-    def __init__(self, tmp_path: Path, name: str, workers: int, env: dict) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_file = tmp_path / f"{name}-logs" / "backend.log"
-        self.stderr_path = tmp_path / f"{name}.stderr"
-        env = base_env(tmp_path) | {"FLASK_LOG_FILE": str(self.log_file)} | env
-        # None removes a variable, to start without it.
-        self.env = {name: value for name, value in env.items() if value is not None}
-        self.workers = workers
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}"]
-        command += ["--workers", str(self.workers), "backend:create_app()"]
-        with self.stderr_path.open("wb") as stderr:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                # Its own process group, so the finalizer can reach orphaned workers too.
-                start_new_session=True,
-            )
-
-    def wait_until_answering(self, timeout: float = 20) -> None:
-        """Until /health answers at all: 503 counts, the database may be down on purpose."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"gunicorn exited with {self.process.returncode}:\n{self.stderr()}")
-            try:
-                call(self.url + "/health", key=None)
-                return
-            except OSError:
-                time.sleep(0.1)
-        pytest.fail(f"gunicorn did not answer within {timeout} s:\n{self.stderr()}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
-
-    def kill_leftovers(self) -> None:
-        """Workers whose master died would still be in the group; gone once it is empty."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-
-def base_env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("FLASK_") and name not in INHERITED_CONFIG
-    }
-    env.update(
-        {
-            # No backend/config.py a developer may have: only these variables count.
-            "BACKEND_CONFIG_FILE": str(tmp_path / "no-config.py"),
-            "FLASK_ENVIRONMENT": "production",
-            "FLASK_SECRET_KEY": SECRET_KEY,
-            "FLASK_AUTH_KEY": AUTH_KEY,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
-
-
-@pytest.fixture
-def start_gunicorn(tmp_path):
-    """Starts gunicorn and waits until it answers; every server is stopped afterwards."""
-    servers: list[Gunicorn] = []
-
-    def start(workers: int, wait: bool = True, **env: str | None) -> Gunicorn:
-        server = Gunicorn(tmp_path, f"gunicorn{len(servers)}", workers, env)
-        servers.append(server)
-        server.start()
-        if wait:
-            server.wait_until_answering()
-        return server
-
-    yield start
-    for server in servers:
-        try:
-            server.stop()
-        finally:
-            server.kill_leftovers()
-
-
-@pytest.fixture
-def database_url(request, tmp_path):
-    """A migrated database: TEST_DATABASE_URL (emptied after the test) or a SQLite file.
-
-    Request it before start_gunicorn: fixtures are torn down in reverse, so the
-    servers stop before the tables are truncated.
-    """
-    if TEST_DATABASE_URL:
-        # The conftest's app fixture migrates once per run and truncates in its teardown.
-        request.getfixturevalue("app")
-        return TEST_DATABASE_URL
-    url = f"sqlite:///{tmp_path / 'integration.db'}"
-    env = base_env(tmp_path) | {"DATABASE_URL": url, "FLASK_LOG_FILE": "null"}
-    env["FLASK_ENVIRONMENT"] = "development"
-    result = subprocess.run(
-        [str(BIN / "flask"), "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return url
 
 
 def test_three_workers_store_and_delete_user_with_items(database_url, start_gunicorn):
@@ -424,3 +249,37 @@ def test_every_worker_reconnects_after_database_connection_is_cut(
         statuses = users_batch(users, 30)
     assert statuses == [200] * 30
     assert forwarder.open_connections == workers
+
+
+def raw_request(port: int, request: bytes) -> tuple[int, str, dict]:
+    """Sends bytes no HTTP client library would, and returns (status, content type, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers["Content-Type"], json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /api/v1/users?q=" + b"x" * 5000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+        (b"GET /health HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n", 431),
+        (b"GET /health HTTP/9.9\r\nHost: a\r\n\r\n", 400),
+    ],
+    ids=["request line too long", "header too large", "bad HTTP version"],
+)
+def test_requests_gunicorn_rejects_get_json_errors(
+    database_url, start_gunicorn, request_bytes, status
+):
+    server = start_gunicorn(workers=1, DATABASE_URL=database_url)
+
+    answer_status, content_type, body = raw_request(server.port, request_bytes)
+
+    assert answer_status == status
+    assert content_type == "application/json"
+    assert set(body) == {"message"}

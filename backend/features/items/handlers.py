@@ -4,6 +4,8 @@ from flask import request
 from flask_rebar import errors, get_validated_args, get_validated_body, messages
 from sqlalchemy import select
 
+from backend.auth import requires_scope
+from backend.errors import with_errors
 from backend.extensions import db, registry
 from backend.features.items.models import Item
 from backend.features.items.schemas import (
@@ -37,7 +39,8 @@ def _ensure_owner_exists(owner_id: int) -> None:
     rule="/items",
     method="GET",
     query_string_schema=PageQuerySchema(),
-    response_body_schema={200: ItemPageSchema()},
+    response_body_schema=with_errors({200: ItemPageSchema()}),
+    authenticators=requires_scope("items:read"),
     tags=["items"],
 )
 def list_items() -> dict:
@@ -49,7 +52,8 @@ def list_items() -> dict:
     rule="/users/<id:user_id>/items",
     method="GET",
     query_string_schema=PageQuerySchema(),
-    response_body_schema={200: ItemPageSchema()},
+    response_body_schema=with_errors({200: ItemPageSchema()}, 404),
+    authenticators=requires_scope("items:read"),
     tags=["items"],
 )
 def list_user_items(user_id: int) -> dict:
@@ -63,7 +67,8 @@ def list_user_items(user_id: int) -> dict:
     rule="/items",
     method="POST",
     request_body_schema=CreateItemSchema(),
-    response_body_schema={201: ItemSchema()},
+    response_body_schema=with_errors({201: ItemSchema()}, 413),
+    authenticators=requires_scope("items:write"),
     tags=["items"],
 )
 def create_item() -> tuple[Item, int, dict]:
@@ -79,7 +84,8 @@ def create_item() -> tuple[Item, int, dict]:
 @registry.handles(
     rule="/items/<id:item_id>",
     method="GET",
-    response_body_schema={200: ItemSchema()},
+    response_body_schema=with_errors({200: ItemSchema()}, 404),
+    authenticators=requires_scope("items:read"),
     tags=["items"],
 )
 def get_item(item_id: int) -> Item:
@@ -91,7 +97,8 @@ def get_item(item_id: int) -> Item:
     rule="/items/<id:item_id>",
     method="PATCH",
     request_body_schema=UpdateItemSchema(),
-    response_body_schema={200: ItemSchema()},
+    response_body_schema=with_errors({200: ItemSchema()}, 404, 413),
+    authenticators=requires_scope("items:write"),
     tags=["items"],
 )
 def update_item(item_id: int) -> Item:
@@ -109,7 +116,8 @@ def update_item(item_id: int) -> Item:
 @registry.handles(
     rule="/items/<id:item_id>",
     method="DELETE",
-    response_body_schema={204: None},
+    response_body_schema=with_errors({204: None}, 404),
+    authenticators=requires_scope("items:write"),
     tags=["items"],
 )
 def delete_item(item_id: int) -> tuple[None, int]:

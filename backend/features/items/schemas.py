@@ -10,6 +10,8 @@ from backend.url_converters import MAX_ID
 
 
 class ItemSchema(Schema):
+    """An item and the id of the user who owns it."""
+
     id = fields.Integer(required=True)
     title = fields.String(required=True)
     description = fields.String(required=True, allow_none=True)
@@ -19,14 +21,21 @@ class ItemSchema(Schema):
 
 
 class ItemPageSchema(PageSchema):
+    """One page of items."""
+
     items = fields.List(fields.Nested(ItemSchema), required=True)
 
 
 class CreateItemSchema(Schema):
+    """A new item for an existing user."""
+
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(allow_none=True, validate=validate.Length(max=2000))
     owner_id = fields.Integer(
-        required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID)
+        required=True,
+        strict=True,
+        validate=validate.Range(min=1, max=MAX_ID),
+        metadata={"description": "The id of an existing user; any other id is a 400."},
     )
 
 

@@ -4,6 +4,8 @@ from flask import request
 from flask_rebar import errors, get_validated_args, get_validated_body
 from sqlalchemy import select
 
+from backend.auth import requires_scope
+from backend.errors import with_errors
 from backend.extensions import db, registry
 from backend.features.users.models import User
 from backend.features.users.schemas import (
@@ -35,7 +37,8 @@ def _ensure_email_free(email: str) -> None:
     rule="/users",
     method="GET",
     query_string_schema=PageQuerySchema(),
-    response_body_schema={200: UserPageSchema()},
+    response_body_schema=with_errors({200: UserPageSchema()}),
+    authenticators=requires_scope("users:read"),
     tags=["users"],
 )
 def list_users() -> dict:
@@ -47,7 +50,8 @@ def list_users() -> dict:
     rule="/users",
     method="POST",
     request_body_schema=CreateUserSchema(),
-    response_body_schema={201: UserSchema()},
+    response_body_schema=with_errors({201: UserSchema()}, 413, 409),
+    authenticators=requires_scope("users:write"),
     tags=["users"],
 )
 def create_user() -> tuple[User, int, dict]:
@@ -64,7 +68,8 @@ def create_user() -> tuple[User, int, dict]:
 @registry.handles(
     rule="/users/<id:user_id>",
     method="GET",
-    response_body_schema={200: UserSchema()},
+    response_body_schema=with_errors({200: UserSchema()}, 404),
+    authenticators=requires_scope("users:read"),
     tags=["users"],
 )
 def get_user(user_id: int) -> User:
@@ -76,7 +81,8 @@ def get_user(user_id: int) -> User:
     rule="/users/<id:user_id>",
     method="PATCH",
     request_body_schema=UpdateUserSchema(),
-    response_body_schema={200: UserSchema()},
+    response_body_schema=with_errors({200: UserSchema()}, 404, 413, 409),
+    authenticators=requires_scope("users:write"),
     tags=["users"],
 )
 def update_user(user_id: int) -> User:
@@ -96,7 +102,8 @@ def update_user(user_id: int) -> User:
 @registry.handles(
     rule="/users/<id:user_id>",
     method="DELETE",
-    response_body_schema={204: None},
+    response_body_schema=with_errors({204: None}, 404),
+    authenticators=requires_scope("users:write"),
     tags=["users"],
 )
 def delete_user(user_id: int) -> tuple[None, int]:

@@ -9,6 +9,8 @@ from backend.pagination import PageSchema
 
 
 class UserSchema(Schema):
+    """A user, as every response shows it: never the password."""
+
     id = fields.Integer(required=True)
     email = fields.String(required=True)
     name = fields.String(required=True)
@@ -17,10 +19,14 @@ class UserSchema(Schema):
 
 
 class UserPageSchema(PageSchema):
+    """One page of users."""
+
     items = fields.List(fields.Nested(UserSchema), required=True)
 
 
 class CreateUserSchema(Schema):
+    """A new user; the email is stored lowercased."""
+
     email = fields.Email(required=True, validate=validate.Length(max=254))
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     password = fields.String(
