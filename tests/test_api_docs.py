@@ -122,6 +122,7 @@ def test_docs_turned_on_in_production_can_require_credentials(make_app):
     anonymous = client.get("/api/v1/openapi.json")
     assert anonymous.status_code == 401
     assert anonymous.headers["WWW-Authenticate"] == 'Basic realm="API docs"'
+    assert anonymous.json == {"message": "Credentials required for the API docs."}
     assert client.get("/api/v1/docs", headers=basic("docs", "wrong")).status_code == 401
     assert client.get("/api/v1/docs", headers=basic("docs", "read-the-docs")).status_code == 200
     assert client.get("/api/v1/openapi.json", headers=basic("docs", "read-the-docs")).is_json

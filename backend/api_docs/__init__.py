@@ -20,6 +20,7 @@ import click
 from flask import Blueprint, Flask, Response, current_app, render_template, request, url_for
 from flask.cli import AppGroup
 
+from backend.errors import json_error
 from backend.extensions import registry
 
 api_docs = Blueprint(
@@ -75,9 +76,9 @@ def require_docs_credentials() -> Response | None:
         _same(given.username, credentials["username"])
         & _same(given.password, credentials["password"])
     ):
-        return Response(
-            "Credentials required.", 401, {"WWW-Authenticate": 'Basic realm="API docs"'}
-        )
+        response = json_error("Credentials required for the API docs.", 401)
+        response.headers["WWW-Authenticate"] = 'Basic realm="API docs"'
+        return response
     return None
 
 
