@@ -6,6 +6,7 @@ from flask import Flask
 
 from backend.api_docs import init_api_docs
 from backend.auth import init_auth
+from backend.caching import init_cache
 from backend.config_loading import load_config
 from backend.database import init_database
 from backend.errors import register_error_handlers
@@ -27,6 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
     load_config(app, config)
     configure_logging(app)
     init_database(app)
+    init_cache(app)
     init_cors(app)
     register_api(app)
     init_auth(app)

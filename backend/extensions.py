@@ -3,6 +3,7 @@
 `create_app` binds each of them with `init_app`.
 """
 
+from flask_caching import Cache
 from flask_cors import CORS
 from flask_migrate import Migrate
 from flask_rebar import Rebar
@@ -29,6 +30,7 @@ class Model(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Model)
 migrate = Migrate()
+cache = Cache()
 cors = CORS()
 rebar = Rebar()
 # Errors carry {"message", ...} only; rebar would add its own code to some of them.

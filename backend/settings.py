@@ -46,6 +46,19 @@ LOG_LEVEL = "INFO"
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUP_COUNT = 5
 
+# Flask-Caching. SimpleCache: one cache per process, for development (refused in
+# production). RedisCache with CACHE_REDIS_URL (redis://host:6379/0) for real use;
+# NullCache turns caching off. See backend/caching.py.
+CACHE_TYPE = "SimpleCache"
+CACHE_REDIS_URL: str | None = None
+# Seconds an entry lives: also the longest a write made while Redis was unreachable
+# can leave an answer stale once Redis is back.
+CACHE_DEFAULT_TIMEOUT = 30
+CACHE_KEY_PREFIX = "backend:"
+# Seconds to wait for Redis before treating the cache as down, and to leave it alone then.
+CACHE_SOCKET_TIMEOUT = 0.1
+CACHE_RETRY_AFTER = 5
+
 # Largest request body accepted; bigger ones get 413.
 MAX_CONTENT_LENGTH = 1024 * 1024
 

@@ -20,6 +20,15 @@ REPORTING_KEY = "test-reporting-key"  # read-only client
 NO_SCOPES_KEY = "test-no-scopes-key"
 
 
+# What production needs to start: real secrets and a cache shared by all workers.
+PRODUCTION = {
+    "ENVIRONMENT": "production",
+    "SECRET_KEY": "s" * 32,
+    "AUTH_KEY": "a" * 32,
+    "CACHE_TYPE": "NullCache",
+}
+
+
 def make_config(**overrides: object) -> dict:
     config = {
         "ENVIRONMENT": "testing",

@@ -8,6 +8,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from backend.api_docs import export_openapi
+from tests.conftest import PRODUCTION
 from tests.test_auth import API_ROUTES
 
 COMMITTED_DOCUMENT = Path(__file__).parent.parent / "docs" / "openapi.json"
@@ -92,7 +93,7 @@ def test_docs_pages_load_only_local_assets(client, page):
 
 
 def test_docs_are_off_by_default_in_production(make_app):
-    app = make_app(ENVIRONMENT="production", SECRET_KEY="s" * 32, AUTH_KEY="a" * 32)
+    app = make_app(**PRODUCTION)
     client = app.test_client()
 
     for path in ("/api/v1/openapi.json", "/api/v1/docs", "/api/v1/redoc"):
@@ -107,9 +108,7 @@ def test_docs_can_be_turned_off_in_development(make_app):
 
 def test_docs_turned_on_in_production_can_require_credentials(make_app):
     app = make_app(
-        ENVIRONMENT="production",
-        SECRET_KEY="s" * 32,
-        AUTH_KEY="a" * 32,
+        **PRODUCTION,
         API_DOCS_ENABLED=True,
         API_DOCS_AUTH={"username": "docs", "password": "read-the-docs"},
     )

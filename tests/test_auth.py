@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from backend.auth import ApiKeyAuthenticator
-from tests.conftest import AUTH_KEY, NO_SCOPES_KEY, REPORTING_KEY
+from tests.conftest import AUTH_KEY, NO_SCOPES_KEY, PRODUCTION, REPORTING_KEY
 
 # Every API route with the scope it needs, and a body that passes validation.
 API_ROUTES = [
@@ -21,6 +21,7 @@ API_ROUTES = [
     ("DELETE", "/api/v1/users/1", "users:write", None),
     ("GET", "/api/v1/users/1/items", "items:read", None),
     ("GET", "/api/v1/items", "items:read", None),
+    ("GET", "/api/v1/items/stats", "items:read", None),
     ("POST", "/api/v1/items", "items:write", {"title": "T", "owner_id": 1}),
     ("GET", "/api/v1/items/1", "items:read", None),
     ("PATCH", "/api/v1/items/1", "items:write", {"title": "U"}),
@@ -150,9 +151,7 @@ def test_auth_disabled_is_refused_in_production(make_app):
     from backend.config_loading import ConfigError
 
     with pytest.raises(ConfigError, match="AUTH_DISABLED is for development"):
-        make_app(
-            ENVIRONMENT="production", AUTH_DISABLED=True, SECRET_KEY="s" * 32, AUTH_KEY="a" * 32
-        )
+        make_app(**PRODUCTION, AUTH_DISABLED=True)
 
 
 def test_cors_preflight_from_allowed_origin_needs_no_key(client):

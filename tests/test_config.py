@@ -8,10 +8,9 @@ import pytest
 
 from backend import create_app
 from backend.config_loading import ConfigError
-from tests.conftest import make_config
+from tests.conftest import PRODUCTION, make_config
 
 PROJECT_ROOT = Path(__file__).parent.parent
-PRODUCTION_SECRETS = {"SECRET_KEY": "s" * 32, "AUTH_KEY": "a" * 32}
 
 
 @pytest.fixture
@@ -69,7 +68,7 @@ def test_postgres_scheme_is_normalised():
 
 
 def test_production_starts_with_real_secrets():
-    app = create_app(make_config(ENVIRONMENT="production", **PRODUCTION_SECRETS))
+    app = create_app(make_config(**PRODUCTION))
 
     assert app.config["ENVIRONMENT"] == "production"
 
@@ -87,9 +86,9 @@ def test_production_starts_with_real_secrets():
 def test_production_refuses_unsafe_secrets(key, value, problem):
     from backend import settings
 
-    secrets = {**PRODUCTION_SECRETS, key: getattr(settings, key) if value == "default" else value}
+    config = {**PRODUCTION, key: getattr(settings, key) if value == "default" else value}
     with pytest.raises(ConfigError) as refused:
-        create_app(make_config(ENVIRONMENT="production", **secrets))
+        create_app(make_config(**config))
 
     assert str(refused.value) == (
         f"Config error: {key} {problem}; production refuses to start. "

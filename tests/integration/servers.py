@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,6 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 AUTH_HEADER = "X-AUTH-API-KEY"
 AUTH_KEY = "integration-" + secrets.token_hex(16)
 SECRET_KEY = "integration-" + secrets.token_hex(16)
@@ -37,8 +39,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def call(url: str, method: str = "GET", body: object = None, key: str | None = AUTH_KEY):
-    """One request on a fresh connection: (status, JSON body or None, seconds taken)."""
+class Reply(NamedTuple):
+    status: int
+    body: Any  # the JSON body, or None
+    seconds: float
+    headers: dict[str, str]
+
+
+def request(
+    url: str, method: str = "GET", body: object = None, key: str | None = AUTH_KEY
+) -> Reply:
+    """One request on a fresh connection, so that any worker may answer it."""
     parts = urlsplit(url)
     headers = {AUTH_HEADER: key} if key else {}
     payload = None
@@ -52,11 +63,18 @@ def call(url: str, method: str = "GET", body: object = None, key: str | None = A
         connection.request(method, path, body=payload, headers=headers)
         response = connection.getresponse()
         raw = response.read()
-        content_type = response.getheader("Content-Type", "")
+        response_headers = dict(response.getheaders())
     finally:
         connection.close()
-    data = json.loads(raw) if raw and content_type.startswith("application/json") else None
-    return response.status, data, time.monotonic() - started
+    is_json = response_headers.get("Content-Type", "").startswith("application/json")
+    data = json.loads(raw) if raw and is_json else None
+    return Reply(response.status, data, time.monotonic() - started, response_headers)
+
+
+def call(url: str, method: str = "GET", body: object = None, key: str | None = AUTH_KEY):
+    """(status, JSON body or None, seconds taken) of one request."""
+    reply = request(url, method, body, key)
+    return reply.status, reply.body, reply.seconds
 
 
 class Gunicorn:
@@ -136,4 +154,11 @@ def base_env(tmp_path: Path) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # Production needs a cache every worker shares: Redis when there is one to test with.
+    if TEST_REDIS_URL:
+        env["FLASK_CACHE_TYPE"] = "RedisCache"
+        env["FLASK_CACHE_REDIS_URL"] = TEST_REDIS_URL
+        env["FLASK_CACHE_KEY_PREFIX"] = f"integration-{secrets.token_hex(8)}:"
+    else:
+        env["FLASK_CACHE_TYPE"] = "NullCache"
     return env

@@ -2,16 +2,18 @@
 
 from flask import request
 from flask_rebar import errors, get_validated_args, get_validated_body, messages
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backend.auth import requires_scope
+from backend.caching import cached_response, generation, invalidate
 from backend.errors import with_errors
-from backend.extensions import db, registry
+from backend.extensions import cache, db, registry
 from backend.features.items.models import Item
 from backend.features.items.schemas import (
     CreateItemSchema,
     ItemPageSchema,
     ItemSchema,
+    ItemStatsSchema,
     UpdateItemSchema,
 )
 from backend.features.users.handlers import get_user_or_404
@@ -35,6 +37,14 @@ def _ensure_owner_exists(owner_id: int) -> None:
         )
 
 
+@cache.memoize()
+def item_stats(items_generation: int) -> dict[str, int]:
+    """Counted once per generation of the items: any write to an item starts a new one."""
+    statement = select(func.count(Item.id), func.count(func.distinct(Item.owner_id)))
+    items, owners = db.session.execute(statement).one()
+    return {"items": items, "owners": owners}
+
+
 @registry.handles(
     rule="/items",
     method="GET",
@@ -43,9 +53,22 @@ def _ensure_owner_exists(owner_id: int) -> None:
     authenticators=requires_scope("items:read"),
     tags=["items"],
 )
+@cached_response("items", ItemPageSchema())
 def list_items() -> dict:
     """List items, oldest first."""
     return paginate(select(Item).order_by(Item.id), **get_validated_args())
+
+
+@registry.handles(
+    rule="/items/stats",
+    method="GET",
+    response_body_schema=with_errors({200: ItemStatsSchema()}),
+    authenticators=requires_scope("items:read"),
+    tags=["items"],
+)
+def get_item_stats() -> dict[str, int]:
+    """Count items and their owners (memoized)."""
+    return item_stats(generation("items"))
 
 
 @registry.handles(
@@ -78,6 +101,7 @@ def create_item() -> tuple[Item, int, dict]:
     item = Item(**body)
     db.session.add(item)
     db.session.commit()
+    invalidate("items")
     return item, 201, {"Location": f"{request.path}/{item.id}"}
 
 
@@ -88,6 +112,7 @@ def create_item() -> tuple[Item, int, dict]:
     authenticators=requires_scope("items:read"),
     tags=["items"],
 )
+@cached_response("items", ItemSchema())
 def get_item(item_id: int) -> Item:
     """Get one item."""
     return _get_item_or_404(item_id)
@@ -110,6 +135,7 @@ def update_item(item_id: int) -> Item:
     for field, value in body.items():
         setattr(item, field, value)
     db.session.commit()
+    invalidate("items")
     return item
 
 
@@ -124,4 +150,5 @@ def delete_item(item_id: int) -> tuple[None, int]:
     """Delete an item."""
     db.session.delete(_get_item_or_404(item_id))
     db.session.commit()
+    invalidate("items")
     return None, 204

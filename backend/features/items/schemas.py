@@ -26,6 +26,13 @@ class ItemPageSchema(PageSchema):
     items = fields.List(fields.Nested(ItemSchema), required=True)
 
 
+class ItemStatsSchema(Schema):
+    """How many items there are, and how many users own at least one."""
+
+    items = fields.Integer(required=True)
+    owners = fields.Integer(required=True)
+
+
 class CreateItemSchema(Schema):
     """A new item for an existing user."""
 

@@ -5,6 +5,7 @@ from flask_rebar import errors, get_validated_args, get_validated_body
 from sqlalchemy import select
 
 from backend.auth import requires_scope
+from backend.caching import invalidate
 from backend.errors import with_errors
 from backend.extensions import db, registry
 from backend.features.users.models import User
@@ -110,4 +111,6 @@ def delete_user(user_id: int) -> tuple[None, int]:
     """Delete a user and, with them, their items."""
     db.session.delete(get_user_or_404(user_id))
     db.session.commit()
+    # The database deleted the user's items too (ON DELETE CASCADE).
+    invalidate("items")
     return None, 204

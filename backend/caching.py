@@ -1,0 +1,179 @@
+"""Caching: cached endpoints and memoized functions, correct with many workers and hosts.
+
+    @cached_response("items", ItemSchema())    caches a handler's JSON answer (X-Cache: HIT|MISS)
+    invalidate("items")                        after a write: the next read on any worker is fresh
+    @cache.memoize() on f(generation("items"), ...)   a function's result, invalidated the same way
+
+A response is cached under its namespace's current generation, its path and its full
+query string. A write commits, then bumps the generation: every key of the namespace
+changes at once, on every worker, and the old entries expire by themselves.
+
+`CACHE_TYPE = "RedisCache"` means `SafeRedisCache` below: values are stored as JSON,
+never pickled, so whoever can write to Redis can change cached answers but cannot run
+code; an unreachable or hanging Redis costs one short timeout, then is skipped for
+`CACHE_RETRY_AFTER` seconds while answers come from the database. `SimpleCache` (the
+default) keeps one cache per process: fine for one development server, refused in
+production, where a second worker would serve what the first one invalidated.
+"""
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from cachelib.serializers import BaseSerializer
+from flask import Flask, Response, current_app, request
+from flask_caching.backends.rediscache import RedisCache
+from marshmallow import Schema
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from backend.config_loading import ConfigError
+from backend.extensions import cache
+
+logger = logging.getLogger(__name__)
+
+# Cache types that keep one cache per process.
+PER_PROCESS_CACHES = {"SimpleCache", "simple", "FileSystemCache", "filesystem"}
+
+
+def init_cache(app: Flask) -> None:
+    if app.config["CACHE_TYPE"] in ("RedisCache", "redis"):
+        app.config["CACHE_TYPE"] = "backend.caching.SafeRedisCache"
+    if app.config["ENVIRONMENT"] == "production" and app.config["CACHE_TYPE"] in PER_PROCESS_CACHES:
+        raise ConfigError(
+            f"Config error: CACHE_TYPE {app.config['CACHE_TYPE']} keeps a cache per process, "
+            "so workers would serve stale answers; production refuses it. "
+            "Set FLASK_CACHE_TYPE=RedisCache and FLASK_CACHE_REDIS_URL, or NullCache."
+        )
+    cache.init_app(app)
+
+
+def invalidate(namespace: str) -> None:
+    """Call after committing a write that changes what the namespace's endpoints answer."""
+    cache.cache.inc(f"{namespace}:generation")
+
+
+def generation(namespace: str) -> int:
+    """The namespace's current generation: pass it to a memoized function to key on it."""
+    return cache.get(f"{namespace}:generation") or 0
+
+
+def cached_response(namespace: str, schema: Schema) -> Callable:
+    """Caches a handler's answer, dumped with `schema`, until the namespace is invalidated.
+
+    Goes under `registry.handles`, so authentication and validation happen first.
+    """
+
+    def decorator(handler: Callable) -> Callable:
+        @wraps(handler)
+        def cached_handler(*args: Any, **kwargs: Any) -> Response:
+            key = _response_key(namespace)
+            body = cache.get(key)
+            status = "HIT"
+            if body is None:
+                body = json.dumps(schema.dump(handler(*args, **kwargs)))
+                cache.set(key, body)
+                status = "MISS"
+            response = current_app.response_class(body, mimetype="application/json")
+            response.headers["X-Cache"] = status
+            return response
+
+        return cached_handler
+
+    return decorator
+
+
+def _response_key(namespace: str) -> str:
+    # Hashed: the query string is the client's, of any length and content.
+    request_id = hashlib.sha256(request.full_path.encode()).hexdigest()
+    return f"{namespace}:{generation(namespace)}:{request_id}"
+
+
+class JsonSerializer(BaseSerializer):
+    """Stores JSON text: what comes back from Redis is data, never code."""
+
+    def dumps(self, value: Any, protocol: int | None = None) -> bytes:
+        return json.dumps(value).encode()
+
+    def loads(self, bvalue: bytes | None) -> Any:
+        # None is a missing key. Integers from INCR are plain digits, which is JSON too.
+        return None if bvalue is None else json.loads(bvalue)
+
+
+class SafeRedisCache(RedisCache):
+    """Flask-Caching's RedisCache with JSON values and a cache that may fail.
+
+    Any Redis error makes a read a miss and a write a no-op, logged once; Redis is
+    then left alone for `CACHE_RETRY_AFTER` seconds, so requests do not each wait
+    for the timeout while it is down.
+    """
+
+    serializer = JsonSerializer()
+
+    def __init__(self, *args: Any, retry_after: float = 5, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after = retry_after
+        self.skip_until = 0.0
+
+    @classmethod
+    def factory(cls, app: Flask, config: dict, args: list, kwargs: dict) -> "SafeRedisCache":
+        timeout = config["CACHE_SOCKET_TIMEOUT"]
+        config["CACHE_OPTIONS"] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            # The pause below replaces redis-py's retries, which multiply the timeout.
+            "retry": Retry(NoBackoff(), 0),
+            **(config.get("CACHE_OPTIONS") or {}),
+        }
+        kwargs["retry_after"] = config["CACHE_RETRY_AFTER"]
+        return super().factory(app, config, args, kwargs)
+
+    def _call(self, operation: Callable, fallback: Any, *args: Any) -> Any:
+        if time.monotonic() < self.skip_until:
+            return fallback
+        try:
+            result = operation(*args)
+        except RedisError as error:
+            self.skip_until = time.monotonic() + self.retry_after
+            logger.warning(
+                "Cache unavailable, answering from the database for %ss: %s",
+                self.retry_after,
+                error,
+            )
+            return fallback
+        except ValueError:
+            # Not JSON: written by something else. A miss, not an error for the client.
+            return fallback
+        return result
+
+    def get(self, key: str) -> Any:
+        return self._call(super().get, None, key)
+
+    def get_many(self, *keys: str) -> list[Any]:
+        return self._call(super().get_many, [None] * len(keys), *keys)
+
+    def set(self, key: str, value: Any, timeout: int | None = None) -> Any:
+        return self._call(super().set, False, key, value, timeout)
+
+    def set_many(self, mapping: dict[str, Any], timeout: int | None = None) -> list[Any]:
+        return self._call(super().set_many, [], mapping, timeout)
+
+    def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        return self._call(super().add, False, key, value, timeout)
+
+    def delete(self, key: str) -> bool:
+        return self._call(super().delete, False, key)
+
+    def delete_many(self, *keys: str) -> list[Any]:
+        return self._call(super().delete_many, [], *keys)
+
+    def has(self, key: str) -> bool:
+        return self._call(super().has, False, key)
+
+    def inc(self, key: str, delta: int = 1) -> int | None:
+        return self._call(super().inc, None, key, delta)
