@@ -60,6 +60,21 @@ LOG_LEVEL = "INFO"
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUP_COUNT = 5
 
+# Cache (Flask-Caching). SimpleCache is one cache per process: for a single development
+# server only, refused in production. RedisCache stores JSON in Redis, shared by every
+# worker and host; NullCache turns caching off.
+CACHE_TYPE = "SimpleCache"
+# CACHE_TYPE = "RedisCache"
+# CACHE_REDIS_URL = "redis://127.0.0.1:6379/0"
+CACHE_REDIS_URL = None
+# Seconds an entry lives; also the longest an answer can stay stale after a write made
+# while Redis was unreachable.
+CACHE_DEFAULT_TIMEOUT = 30
+CACHE_KEY_PREFIX = "backend:"
+# Seconds to wait for Redis before answering from the database, and to skip it after.
+CACHE_SOCKET_TIMEOUT = 0.1
+CACHE_RETRY_AFTER = 5
+
 # Largest request body accepted, in bytes; larger bodies get 413.
 MAX_CONTENT_LENGTH = 1024 * 1024
 
