@@ -29,6 +29,22 @@ max_requests_jitter = 200
 # The app logs every request itself (backend/log_setup.py).
 accesslog = None
 
+
+def post_worker_init(worker: object) -> None:
+    """Each worker takes part in running scheduled jobs, once it is its own process."""
+    from backend.scheduler import start_scheduler
+
+    if worker.wsgi.config["SCHEDULER_ENABLED"]:
+        start_scheduler(worker.wsgi)
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """A stopping worker finishes its job runs and hands the jobs over."""
+    from backend.scheduler import stop_scheduler
+
+    stop_scheduler(worker.wsgi)
+
+
 # gunicorn's control socket has one path per user, so a second instance on the same
 # host (a blue/green deploy, a test server) would remove the first one's socket.
 control_socket_disable = True

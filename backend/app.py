@@ -13,6 +13,7 @@ from backend.errors import register_error_handlers
 from backend.extensions import cors, rebar
 from backend.health import health
 from backend.log_setup import configure_logging
+from backend.scheduler import init_scheduler
 from backend.url_converters import IdConverter
 
 # Importing a feature's handlers module adds its endpoints to the API registry.
@@ -29,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     configure_logging(app)
     init_database(app)
     init_cache(app)
+    init_scheduler(app)
     init_cors(app)
     register_api(app)
     init_auth(app)

@@ -68,7 +68,8 @@ def init_auth(app: Flask) -> None:
 
 
 def declared_scopes(app: Flask) -> set[str]:
-    return {
+    """The scopes the API's endpoints need, and those others add (the scheduler's API)."""
+    return app.extensions.get("extra_scopes", set()) | {
         authenticator.scope
         for registry in app.extensions["rebar"]["handler_registries"]
         for methods in registry.paths.values()

@@ -59,6 +59,43 @@ CACHE_KEY_PREFIX = "backend:"
 CACHE_SOCKET_TIMEOUT = 0.1
 CACHE_RETRY_AFTER = 5
 
+# Scheduled jobs (backend/scheduler), in Flask-APScheduler's format. `func` is any
+# importable "module:function"; it runs in an app context.
+JOBS: list[dict] = [
+    {
+        "id": "log_item_counts",
+        "func": "backend.features.items.jobs:log_item_counts",
+        "trigger": "interval",
+        "minutes": 10,
+        "replace_existing": True,
+    },
+    {
+        "id": "prune_job_runs",
+        "func": "backend.scheduler.jobs:prune_job_runs",
+        "kwargs": {"days": 30},
+        "trigger": "cron",
+        "hour": 3,
+        "minute": 30,
+        "replace_existing": True,
+    },
+]
+SCHEDULER_TIMEZONE = "UTC"
+# coalesce=False and no misfire limit: every missed time is caught up, none dropped.
+SCHEDULER_JOB_DEFAULTS = {"coalesce": False, "max_instances": 1, "misfire_grace_time": None}
+# Whether this process takes part in running jobs; False for web workers when a
+# `flask scheduler serve` process runs them instead.
+SCHEDULER_ENABLED = True
+# Seconds a leader's lease lasts, and between renewals: a dead leader is replaced
+# within about TTL + INTERVAL seconds.
+SCHEDULER_LEASE_TTL = 30
+SCHEDULER_LEASE_INTERVAL = 10
+# Flask-APScheduler's HTTP API for jobs, under SCHEDULER_API_PREFIX, for keys with
+# SCHEDULER_API_SCOPE. It may only schedule functions named in JOBS or listed here.
+SCHEDULER_API_ENABLED = False
+SCHEDULER_API_PREFIX = "/scheduler"
+SCHEDULER_API_SCOPE = "scheduler:admin"
+SCHEDULER_ALLOWED_FUNCS: list[str] = []
+
 # Largest request body accepted; bigger ones get 413.
 MAX_CONTENT_LENGTH = 1024 * 1024
 

@@ -1,0 +1,182 @@
+"""Scheduled jobs that run exactly once per scheduled time, however many processes run the app.
+
+Flask-APScheduler and APScheduler, with four additions:
+
+- Jobs live in the application's database (`apscheduler_jobs`, created by a
+  migration), shared by every worker and host, and survive restarts.
+- One instance at a time is the leader and runs jobs (leader.py: a lease row in the
+  database). The others keep their scheduler paused, which still lets them add or
+  change jobs in the shared store, from the HTTP API or the CLI.
+- Every scheduled run time is claimed in `job_runs` before it runs (runs.py): the
+  unique (job_id, scheduled_run_time) makes a second claim fail, so no time runs
+  twice, even with two leaders. Outcomes, errors included, are recorded there.
+- The leader keeps `JOBS` from config in the store without postponing unchanged
+  jobs (config_jobs.py), takes over what a dead leader had claimed, and catches up
+  missed times (coalesce=False, misfire_grace_time=None).
+
+Where it runs: gunicorn workers start it after the fork (gunicorn.conf.py); the
+development server starts it in the reloader's child only; `flask scheduler serve`
+runs it as a process of its own. `SCHEDULER_ENABLED = False` keeps a process out.
+"""
+
+import atexit
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+
+import click
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+from flask.helpers import get_debug_flag
+from flask_apscheduler import APScheduler
+from werkzeug.serving import is_running_from_reloader
+
+from backend.extensions import db
+from backend.scheduler import http_api
+from backend.scheduler.cli import scheduler_cli
+from backend.scheduler.config_jobs import sync_config_jobs
+from backend.scheduler.leader import LeaseElector
+from backend.scheduler.runs import RecordingExecutor, adopt_orphans
+
+logger = logging.getLogger(__name__)
+
+# Seconds the leader waits after a job store error before trying again.
+STORE_RETRY_SECONDS = 5.0
+# Seconds a stopping leader gives the runs under way to finish (gunicorn allows 30).
+DRAIN_SECONDS = 20.0
+
+
+class SharedJobStore(SQLAlchemyJobStore):
+    def __init__(self, executor: RecordingExecutor, **options: object) -> None:
+        super().__init__(**options)
+        self.executor = executor
+
+    def start(self, scheduler: BackgroundScheduler, alias: str) -> None:
+        # Skips SQLAlchemyJobStore.start, which creates the table: the migration does,
+        # so that workers booting together do not race, and start needs no database.
+        super(SQLAlchemyJobStore, self).start(scheduler, alias)
+
+    def update_job(self, job: object) -> None:
+        # APScheduler moves next_run_time on even when submitting the job failed;
+        # when the claim failed, keep it, so the same run times are tried again.
+        if job.id in self.executor.unclaimed:
+            self.executor.unclaimed.discard(job.id)
+            return
+        super().update_job(job)
+
+
+class SafeScheduler(BackgroundScheduler):
+    def _process_jobs(self) -> float | None:
+        # In APScheduler 3, a database error while updating a job ends the scheduler
+        # thread silently. Here it is logged, and the next pass comes a little later.
+        try:
+            return super()._process_jobs()
+        except Exception:
+            logger.exception("Scheduler: a pass failed; retrying.")
+            return STORE_RETRY_SECONDS
+
+
+class FlaskScheduler(APScheduler):
+    def _load_jobs(self) -> None:
+        """JOBS are synced by the leader (config_jobs.py), not added at every start."""
+
+    def _load_api(self) -> None:
+        for name, rule, method in http_api.ROUTES:
+            self._add_url_route(name, rule, http_api.view(name), method)
+
+
+@dataclass
+class Runtime:
+    """The scheduler of one app, in `app.extensions["scheduler"]`."""
+
+    flask_scheduler: FlaskScheduler
+    executor: RecordingExecutor
+    elector: LeaseElector
+
+    def start(self) -> None:
+        """Take part in running jobs. Call once per process, after any fork."""
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.elector.owner = self.executor.owner = owner
+        # Paused until elected; a paused scheduler still reads and writes the shared store.
+        self.flask_scheduler.scheduler.start(paused=True)
+        self.elector.start()
+
+    def stop(self) -> None:
+        """Finish the runs under way, then hand the jobs over to another instance."""
+        scheduler = self.flask_scheduler.scheduler
+        if not scheduler.running:
+            return
+        self.elector.stopping.set()
+        scheduler.pause()
+        self.executor.drain(DRAIN_SECONDS)
+        self.elector.stop()
+        scheduler.shutdown(wait=False)
+
+
+def init_scheduler(app: Flask) -> None:
+    """Set up the scheduler of this app; nothing runs and nothing connects yet."""
+    with app.app_context():
+        engine = db.engine
+    executor = RecordingExecutor(app, engine)
+    app.config["SCHEDULER_JOBSTORES"] = {"default": SharedJobStore(executor, engine=engine)}
+    app.config["SCHEDULER_EXECUTORS"] = {"default": executor}
+    if app.config["SCHEDULER_API_ENABLED"]:
+        app.config["SCHEDULER_AUTH"] = http_api.ApiKeyAuth()
+        app.extensions.setdefault("extra_scopes", set()).add(app.config["SCHEDULER_API_SCOPE"])
+    # One APScheduler per app: it owns threads, and tests build many apps.
+    flask_scheduler = FlaskScheduler(scheduler=SafeScheduler(), app=app)
+    flask_scheduler.authenticate(lambda authorization: True)  # ApiKeyAuth has decided
+    scheduler = flask_scheduler.scheduler
+    scheduler.jobstore_retry_interval = STORE_RETRY_SECONDS
+
+    def on_elected() -> None:
+        adopted = adopt_orphans(engine, elector.owner)
+        sync_config_jobs(scheduler, app.config["JOBS"], app.config["SCHEDULER_JOB_DEFAULTS"])
+        for job_id, claimed in adopted.items():
+            job = scheduler.get_job(job_id)
+            if job is not None:
+                executor.enqueue(job, claimed)
+        scheduler.resume()
+        logger.info("Scheduler: this instance now runs the jobs (%s).", elector.owner)
+
+    def on_demoted() -> None:
+        scheduler.pause()
+        logger.info("Scheduler: this instance no longer runs the jobs.")
+
+    elector = LeaseElector(
+        engine,
+        on_elected,
+        on_demoted,
+        # Jobs added by other processes wake the leader no other way.
+        on_tick=scheduler.wakeup,
+        ttl=app.config["SCHEDULER_LEASE_TTL"],
+        interval=app.config["SCHEDULER_LEASE_INTERVAL"],
+    )
+    app.extensions["scheduler"] = Runtime(flask_scheduler, executor, elector)
+    app.cli.add_command(scheduler_cli)
+
+    if app.config["SCHEDULER_ENABLED"] and started_by_development_server():
+        start_scheduler(app)
+        atexit.register(stop_scheduler, app)  # the reloader restarts often: free the lease
+
+
+def start_scheduler(app: Flask) -> None:
+    app.extensions["scheduler"].start()
+
+
+def stop_scheduler(app: Flask) -> None:
+    app.extensions["scheduler"].stop()
+
+
+def started_by_development_server() -> bool:
+    """True in the process of `flask run` that serves: never the reloader's watcher."""
+    context = click.get_current_context(silent=True)
+    if context is None or context.info_name != "run":
+        return False  # gunicorn, tests, other flask commands
+    reload = context.params.get("reload")
+    if reload is None:
+        reload = get_debug_flag()
+    return is_running_from_reloader() or not reload

@@ -1,0 +1,138 @@
+"""Leader election: one instance at a time holds a lease row and runs the jobs.
+
+Every process that may run jobs starts a `LeaseElector` thread. Every `interval`
+seconds it takes the lease if it is free or expired, or renews it if it holds it,
+for `ttl` seconds measured by the database's clock, so the hosts' clocks never
+matter. A leader that cannot renew steps down by its own clock before anyone else
+may take over. A leader that stops cleanly releases the lease at once; one that
+dies is replaced once its lease expires, within ttl + interval seconds.
+
+The lease only decides who works. Exactly-once comes from `job_runs` (see runs.py):
+even two leaders at once could not run one scheduled time twice.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy import ColumnElement, Engine, literal_column, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from backend.scheduler.models import SchedulerLease
+
+logger = logging.getLogger(__name__)
+
+LEASE_NAME = "scheduler"
+
+
+def insert_for(engine: Engine) -> Callable:
+    """INSERT with ON CONFLICT, which both supported databases have."""
+    return (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+
+
+def database_clock(engine: Engine) -> ColumnElement[float]:
+    if engine.dialect.name == "postgresql":
+        return literal_column("extract(epoch from clock_timestamp())")
+    return literal_column("((julianday('now') - 2440587.5) * 86400.0)")
+
+
+class LeaseElector(threading.Thread):
+    def __init__(
+        self,
+        engine: Engine,
+        on_elected: Callable[[], None],
+        on_demoted: Callable[[], None],
+        on_tick: Callable[[], None],
+        ttl: float,
+        interval: float,
+    ) -> None:
+        super().__init__(name="scheduler-leader", daemon=True)
+        self.engine = engine
+        self.on_elected, self.on_demoted, self.on_tick = on_elected, on_demoted, on_tick
+        self.ttl, self.interval = ttl, interval
+        self.owner = ""  # set in the process that runs, after any fork
+        self.stopping = threading.Event()
+        self.is_leader = False
+        self.valid_until = 0.0  # by this process's monotonic clock
+        self.database_down = False
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.tick()
+            self.stopping.wait(self.interval)
+
+    def tick(self) -> None:
+        try:
+            leader = self.acquire_or_renew()
+            if self.database_down:
+                logger.warning("Scheduler: the database answers again.")
+            self.database_down = False
+        except Exception as error:
+            if not self.database_down:
+                logger.warning("Scheduler: database unreachable, retrying: %s", error)
+            self.database_down = True
+            leader = self.is_leader and time.monotonic() < self.valid_until
+        try:
+            if leader and not self.is_leader:
+                self.on_elected()
+                self.is_leader = True
+            elif not leader and self.is_leader:
+                self.is_leader = False
+                self.on_demoted()
+            if self.is_leader:
+                self.on_tick()
+        except Exception:
+            logger.exception("Scheduler: leadership change failed; stepping down.")
+            self.is_leader = False
+            self.on_demoted()
+
+    def acquire_or_renew(self) -> bool:
+        now = database_clock(self.engine)
+        started = time.monotonic()
+        table = SchedulerLease.__table__
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert_for(self.engine)(table)
+                .values(name=LEASE_NAME, expires_at=0)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            taken = connection.execute(
+                update(table)
+                .where(
+                    table.c.name == LEASE_NAME,
+                    or_(
+                        table.c.owner == self.owner,
+                        table.c.owner.is_(None),
+                        table.c.expires_at < now,
+                    ),
+                )
+                .values(owner=self.owner, expires_at=now + self.ttl)
+            )
+        if taken.rowcount == 1:
+            # Step down one interval before the lease ends for everyone else.
+            self.valid_until = started + self.ttl - self.interval
+            return True
+        return False
+
+    def stop(self) -> None:
+        """Stop electing; a leader steps down and frees the lease for the next one."""
+        self.stopping.set()
+        if self.is_alive() and self is not threading.current_thread():
+            self.join(timeout=self.interval + 5)
+        if self.is_leader:
+            self.is_leader = False
+            self.on_demoted()
+            self.release()
+
+    def release(self) -> None:
+        table = SchedulerLease.__table__
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    update(table)
+                    .where(table.c.name == LEASE_NAME, table.c.owner == self.owner)
+                    .values(owner=None, expires_at=0)
+                )
+        except Exception as error:
+            logger.warning("Scheduler: could not release the lease, it will expire: %s", error)

@@ -1,0 +1,23 @@
+"""Jobs for the scheduler tests, importable as "tests.scheduled_jobs:<name>"."""
+
+from flask import g
+from sqlalchemy import text
+
+from backend.extensions import db
+
+# What the jobs saw, for the tests to read (one process).
+seen: list[dict] = []
+
+
+def record() -> None:
+    seen.append({"scheduled_run_time": g.job_run["scheduled_run_time"], "session": db.session()})
+
+
+def fail() -> None:
+    raise RuntimeError("failed on purpose")
+
+
+def check_session() -> None:
+    session = db.session()
+    seen.append({"clean": not session.new and not session.dirty and not session.identity_map})
+    db.session.execute(text("SELECT 1"))  # leaves a connection checked out, until teardown
