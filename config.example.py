@@ -75,6 +75,43 @@ CACHE_KEY_PREFIX = "backend:"
 CACHE_SOCKET_TIMEOUT = 0.1
 CACHE_RETRY_AFTER = 5
 
+# Scheduled jobs (backend/scheduler), in Flask-APScheduler's format; `func` is any
+# importable "module:function" and runs in an app context. Jobs whose definition is
+# unchanged keep their next run time across restarts.
+JOBS = [
+    {
+        "id": "log_item_counts",
+        "func": "backend.features.items.jobs:log_item_counts",
+        "trigger": "interval",
+        "minutes": 10,
+        "replace_existing": True,
+    },
+    {
+        "id": "prune_job_runs",
+        "func": "backend.scheduler.jobs:prune_job_runs",
+        "kwargs": {"days": 30},
+        "trigger": "cron",
+        "hour": 3,
+        "minute": 30,
+        "replace_existing": True,
+    },
+]
+SCHEDULER_TIMEZONE = "UTC"
+# Every missed time is caught up (coalesce=False, no misfire limit), none dropped.
+SCHEDULER_JOB_DEFAULTS = {"coalesce": False, "max_instances": 1, "misfire_grace_time": None}
+# Whether this process takes part in running jobs: False for web workers when
+# `flask scheduler serve` runs them in a process of its own.
+SCHEDULER_ENABLED = True
+# A dead leader is replaced within about TTL + INTERVAL seconds.
+SCHEDULER_LEASE_TTL = 30
+SCHEDULER_LEASE_INTERVAL = 10
+# HTTP API for jobs (off by default), for keys with SCHEDULER_API_SCOPE; it may only
+# schedule the functions named in JOBS or in SCHEDULER_ALLOWED_FUNCS.
+SCHEDULER_API_ENABLED = False
+SCHEDULER_API_PREFIX = "/scheduler"
+SCHEDULER_API_SCOPE = "scheduler:admin"
+SCHEDULER_ALLOWED_FUNCS = []
+
 # Largest request body accepted, in bytes; larger bodies get 413.
 MAX_CONTENT_LENGTH = 1024 * 1024
 
