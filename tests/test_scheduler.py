@@ -418,3 +418,24 @@ def test_example_jobs_count_items_and_prune_old_runs(scheduler_app_factory, capl
     assert "1 user(s), 0 item(s)." in caplog.messages
     assert any(message.startswith("Pruned 1 job run(s)") for message in caplog.messages)
     assert [run.job_id for run in runs(app)] == ["log_item_counts", "prune_job_runs"]
+
+
+def test_jobs_resume_when_the_database_comes_back(make_app, tmp_path):
+    database = tmp_path / "not-yet" / "scheduler.db"  # its folder is missing: unreachable
+    app = make_app(
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{database}",
+        SCHEDULER_LEASE_TTL=1.5,
+        SCHEDULER_LEASE_INTERVAL=0.25,
+        JOBS=[every_second("tick")],
+    )
+    runtime = app.extensions["scheduler"]
+    runtime.start()
+    try:
+        wait_for(lambda: runtime.elector.database_down, timeout=5)
+        database.parent.mkdir()
+        with app.app_context():
+            db.create_all()
+        wait_for(lambda: len(runs(app)) >= 2, timeout=10)
+    finally:
+        runtime.stop()
+    assert runtime.elector.database_down is False
