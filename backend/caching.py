@@ -1,31 +1,27 @@
-"""Caching: cached endpoints and memoized functions, correct with many workers and hosts.
+"""Caching that stays correct with many workers and hosts (README: "Caching").
 
     @cached_response("items", ItemSchema())    caches a handler's JSON answer (X-Cache: HIT|MISS)
-    invalidate("items")                        after a write: the next read on any worker is fresh
-    @cache.memoize() on f(generation("items"), ...)   a function's result, invalidated the same way
+    invalidate("items")                        after a commit: the next read on any worker is fresh
+    @cache.memoize() on f(generation("items"))  a function's result, invalidated the same way
 
-A response is cached under its namespace's current generation, its path and its full
-query string. A write commits, then bumps the generation: every key of the namespace
-changes at once, on every worker, and the old entries expire by themselves.
-
-`CACHE_TYPE = "RedisCache"` means `SafeRedisCache` below: values are stored as JSON,
-never pickled, so whoever can write to Redis can change cached answers but cannot run
-code; an unreachable or hanging Redis costs one short timeout, then is skipped for
-`CACHE_RETRY_AFTER` seconds while answers come from the database. `SimpleCache` (the
-default) keeps one cache per process: fine for one development server, refused in
-production, where a second worker would serve what the first one invalidated.
+Keys hold the namespace's generation, a random token that `invalidate` replaces, so
+every key of the namespace changes at once for every worker; old entries expire.
+Values are JSON in every backend, never pickle. `SafeRedisCache` turns Redis errors
+into misses, logged once, and skips Redis for `CACHE_RETRY_AFTER` seconds after one.
 """
 
 import hashlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from cachelib.serializers import BaseSerializer
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
+from flask_caching.backends import FileSystemCache, NullCache, SimpleCache
 from flask_caching.backends.rediscache import RedisCache
 from marshmallow import Schema
 from redis.backoff import NoBackoff
@@ -37,42 +33,63 @@ from backend.extensions import cache
 
 logger = logging.getLogger(__name__)
 
-# Cache types that keep one cache per process.
-PER_PROCESS_CACHES = {"SimpleCache", "simple", "FileSystemCache", "filesystem"}
+# Backends that keep one cache per process: a second worker would not see invalidations.
+PER_PROCESS_CACHES = (SimpleCache, FileSystemCache)
 
 
 def init_cache(app: Flask) -> None:
-    if app.config["CACHE_TYPE"] in ("RedisCache", "redis"):
-        app.config["CACHE_TYPE"] = "backend.caching.SafeRedisCache"
-    if app.config["ENVIRONMENT"] == "production" and app.config["CACHE_TYPE"] in PER_PROCESS_CACHES:
+    config = app.config
+    if config["CACHE_TYPE"] == "RedisCache":
+        if not config.get("CACHE_REDIS_URL"):
+            raise ConfigError("Config error: CACHE_TYPE RedisCache needs CACHE_REDIS_URL.")
+        config["CACHE_TYPE"] = "backend.caching.SafeRedisCache"
+    if config["CACHE_TYPE"] != "NullCache":
+        # JSON everywhere, so that what works in development works with Redis.
+        config.setdefault("CACHE_SERIALIZER", JsonSerializer)
+    cache.init_app(app)
+
+    backend = app.extensions["cache"][cache]
+    if config["ENVIRONMENT"] == "production" and isinstance(backend, PER_PROCESS_CACHES):
         raise ConfigError(
-            f"Config error: CACHE_TYPE {app.config['CACHE_TYPE']} keeps a cache per process, "
+            f"Config error: CACHE_TYPE {type(backend).__name__} keeps a cache per process, "
             "so workers would serve stale answers; production refuses it. "
             "Set FLASK_CACHE_TYPE=RedisCache and FLASK_CACHE_REDIS_URL, or NullCache."
         )
-    cache.init_app(app)
+    if not isinstance(backend, NullCache) and not isinstance(backend.serializer, JsonSerializer):
+        raise ConfigError(
+            f"Config error: CACHE_TYPE {type(backend).__name__} would pickle values, "
+            "which Redis could turn into code; use RedisCache or NullCache."
+        )
 
 
 def invalidate(namespace: str) -> None:
     """Call after committing a write that changes what the namespace's endpoints answer."""
-    cache.cache.inc(f"{namespace}:generation")
+    # A fresh random token, never expiring: a counter could come back to a value whose
+    # entries still exist, after an expiry, an eviction or a Redis restart.
+    key, token = f"{namespace}:generation", uuid.uuid4().hex
+    backend = cache.cache
+    if isinstance(backend, SafeRedisCache):
+        backend.set_even_while_skipping(key, token)
+    else:
+        backend.set(key, token, timeout=0)
 
 
-def generation(namespace: str) -> int:
+def generation(namespace: str) -> str:
     """The namespace's current generation: pass it to a memoized function to key on it."""
-    return cache.get(f"{namespace}:generation") or 0
+    return cache.get(f"{namespace}:generation") or "0"
 
 
-def cached_response(namespace: str, schema: Schema) -> Callable:
+def cached_response(namespace: str, schema: Schema, per_client: bool = False) -> Callable:
     """Caches a handler's answer, dumped with `schema`, until the namespace is invalidated.
 
     Goes under `registry.handles`, so authentication and validation happen first.
+    `per_client=True` keys on the calling client too, for answers that differ by client.
     """
 
     def decorator(handler: Callable) -> Callable:
         @wraps(handler)
         def cached_handler(*args: Any, **kwargs: Any) -> Response:
-            key = _response_key(namespace)
+            key = _response_key(namespace, per_client)
             body = cache.get(key)
             status = "HIT"
             if body is None:
@@ -88,9 +105,10 @@ def cached_response(namespace: str, schema: Schema) -> Callable:
     return decorator
 
 
-def _response_key(namespace: str) -> str:
+def _response_key(namespace: str, per_client: bool) -> str:
+    client = g.api_client if per_client else ""
     # Hashed: the query string is the client's, of any length and content.
-    request_id = hashlib.sha256(request.full_path.encode()).hexdigest()
+    request_id = hashlib.sha256(f"{client} {request.full_path}".encode()).hexdigest()
     return f"{namespace}:{generation(namespace)}:{request_id}"
 
 
@@ -113,8 +131,6 @@ class SafeRedisCache(RedisCache):
     for the timeout while it is down.
     """
 
-    serializer = JsonSerializer()
-
     def __init__(self, *args: Any, retry_after: float = 5, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.retry_after = retry_after
@@ -133,8 +149,8 @@ class SafeRedisCache(RedisCache):
         kwargs["retry_after"] = config["CACHE_RETRY_AFTER"]
         return super().factory(app, config, args, kwargs)
 
-    def _call(self, operation: Callable, fallback: Any, *args: Any) -> Any:
-        if time.monotonic() < self.skip_until:
+    def _call(self, operation: Callable, fallback: Any, *args: Any, skip: bool = True) -> Any:
+        if skip and time.monotonic() < self.skip_until:
             return fallback
         try:
             result = operation(*args)
@@ -160,6 +176,10 @@ class SafeRedisCache(RedisCache):
     def set(self, key: str, value: Any, timeout: int | None = None) -> Any:
         return self._call(super().set, False, key, value, timeout)
 
+    def set_even_while_skipping(self, key: str, value: Any) -> Any:
+        """For invalidations: one lost here leaves every other worker serving stale answers."""
+        return self._call(super().set, False, key, value, 0, skip=False)
+
     def set_many(self, mapping: dict[str, Any], timeout: int | None = None) -> list[Any]:
         return self._call(super().set_many, [], mapping, timeout)
 
@@ -174,6 +194,3 @@ class SafeRedisCache(RedisCache):
 
     def has(self, key: str) -> bool:
         return self._call(super().has, False, key)
-
-    def inc(self, key: str, delta: int = 1) -> int | None:
-        return self._call(super().inc, None, key, delta)

@@ -26,6 +26,7 @@ PRODUCTION = {
     "SECRET_KEY": "s" * 32,
     "AUTH_KEY": "a" * 32,
     "CACHE_TYPE": "NullCache",
+    "CACHE_NO_NULL_WARNING": True,
 }
 
 

@@ -194,11 +194,14 @@ def test_unusable_redis_costs_one_short_wait_then_nothing(
         json={"email": "o@example.com", "name": "O", "password": "12345678"},
         headers=auth_headers,
     ).json
-    client.post(
-        "/api/v1/items", json={"title": "Lamp", "owner_id": owner["id"]}, headers=auth_headers
-    )
 
     timings = []
+    started = time.monotonic()
+    response = client.post(
+        "/api/v1/items", json={"title": "Lamp", "owner_id": owner["id"]}, headers=auth_headers
+    )
+    timings.append(time.monotonic() - started)
+    assert response.status_code == 201  # the write went to the database; its invalidation failed
     for _ in range(5):
         started = time.monotonic()
         status, cache_status, body = get(client, "/api/v1/items", auth_headers)
@@ -208,6 +211,44 @@ def test_unusable_redis_costs_one_short_wait_then_nothing(
     assert max(timings) < 0.5
     warnings = [r for r in caplog.records if r.getMessage().startswith("Cache unavailable")]
     assert len(warnings) == 1 and warnings[0].exc_info is None
+
+
+def test_an_expired_generation_never_brings_back_old_entries(make_app, auth_headers):
+    app = make_app(CACHE_TYPE="SimpleCache", CACHE_DEFAULT_TIMEOUT=2)
+    client = app.test_client()
+    owner = client.post(
+        "/api/v1/users",
+        json={"email": "o@example.com", "name": "O", "password": "12345678"},
+        headers=auth_headers,
+    ).json
+    item = client.post(
+        "/api/v1/items", json={"title": "First", "owner_id": owner["id"]}, headers=auth_headers
+    ).json
+    path = f"/api/v1/items/{item['id']}"
+    time.sleep(1.2)
+    get(client, path, auth_headers)  # cached after the generation was set
+    time.sleep(1.0)  # the generation would have expired; that entry has not
+
+    client.patch(path, json={"title": "Second"}, headers=auth_headers)
+
+    assert get(client, path, auth_headers)[1:] == (
+        "MISS",
+        {**item, "title": "Second"}
+        | {"updated_at": get(client, path, auth_headers)[2]["updated_at"]},
+    )
+
+
+def test_per_client_keys_differ_by_client(app):
+    from flask import g
+
+    from backend.caching import _response_key
+
+    with app.test_request_context("/api/v1/items?limit=5"):
+        g.api_client = "one"
+        shared, first = _response_key("items", False), _response_key("items", True)
+        g.api_client = "two"
+        assert _response_key("items", False) == shared
+        assert _response_key("items", True) != first
 
 
 @pytest.mark.skipif(not TEST_REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")

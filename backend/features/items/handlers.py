@@ -38,7 +38,7 @@ def _ensure_owner_exists(owner_id: int) -> None:
 
 
 @cache.memoize()
-def item_stats(items_generation: int) -> dict[str, int]:
+def item_stats(items_generation: str) -> dict[str, int]:
     """Counted once per generation of the items: any write to an item starts a new one."""
     statement = select(func.count(Item.id), func.count(func.distinct(Item.owner_id)))
     items, owners = db.session.execute(statement).one()

@@ -1,0 +1,1 @@
+"""The performance benchmark of the template against a bare Flask baseline (see README.md)."""
