@@ -42,7 +42,10 @@ def worker_exit(server: object, worker: object) -> None:
     """A stopping worker finishes its job runs and hands the jobs over."""
     from backend.scheduler import stop_scheduler
 
-    stop_scheduler(worker.wsgi)
+    # gunicorn also calls this in the master for a worker that vanished; only the
+    # worker itself has a scheduler to stop.
+    if worker.pid == os.getpid() and getattr(worker, "wsgi", None) is not None:
+        stop_scheduler(worker.wsgi)
 
 
 # gunicorn's control socket has one path per user, so a second instance on the same

@@ -4,6 +4,7 @@ from flask import g
 from sqlalchemy import text
 
 from backend.extensions import db
+from backend.features.users.models import User
 
 # What the jobs saw, for the tests to read (one process).
 seen: list[dict] = []
@@ -20,4 +21,6 @@ def fail() -> None:
 def check_session() -> None:
     session = db.session()
     seen.append({"clean": not session.new and not session.dirty and not session.identity_map})
-    db.session.execute(text("SELECT 1"))  # leaves a connection checked out, until teardown
+    # Left behind on purpose: the next run must not find them.
+    db.session.add(User(email=f"left-{len(seen)}@example.com", name="Left", password_hash="-"))
+    db.session.execute(text("SELECT 1"))

@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 
 import click
+from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
@@ -59,24 +60,36 @@ class SharedJobStore(SQLAlchemyJobStore):
         # so that workers booting together do not race, and start needs no database.
         super(SQLAlchemyJobStore, self).start(scheduler, alias)
 
-    def update_job(self, job: object) -> None:
+    def update_job(self, job: Job) -> None:
         # APScheduler moves next_run_time on even when submitting the job failed;
         # when the claim failed, keep it, so the same run times are tried again.
-        if job.id in self.executor.unclaimed:
-            self.executor.unclaimed.discard(job.id)
-            return
-        super().update_job(job)
+        if job.id not in self.executor.unclaimed:
+            super().update_job(job)
+
+    def remove_job(self, job_id: str) -> None:
+        # A one-off job whose only run could not be claimed stays, to be tried again.
+        if job_id not in self.executor.unclaimed:
+            super().remove_job(job_id)
 
 
 class SafeScheduler(BackgroundScheduler):
+    def __init__(self, executor: RecordingExecutor) -> None:
+        super().__init__()
+        self.executor = executor
+
     def _process_jobs(self) -> float | None:
         # In APScheduler 3, a database error while updating a job ends the scheduler
         # thread silently. Here it is logged, and the next pass comes a little later.
         try:
-            return super()._process_jobs()
+            wait = super()._process_jobs()
         except Exception:
             logger.exception("Scheduler: a pass failed; retrying.")
             return STORE_RETRY_SECONDS
+        if self.executor.unclaimed:
+            # Claims failed, so those jobs are still due: try again later, not at once.
+            self.executor.unclaimed.clear()
+            return max(wait or 0, STORE_RETRY_SECONDS)
+        return wait
 
 
 class FlaskScheduler(APScheduler):
@@ -109,10 +122,13 @@ class Runtime:
         scheduler = self.flask_scheduler.scheduler
         if not scheduler.running:
             return
-        self.elector.stopping.set()
-        scheduler.pause()
-        self.executor.drain(DRAIN_SECONDS)
-        self.elector.stop()
+        if self.elector.is_leader:
+            scheduler.pause()
+            # The lease is still renewed meanwhile, so no one else starts these jobs.
+            self.executor.drain(DRAIN_SECONDS)
+        # A run still going past the drain keeps its lease until it expires: handing
+        # over now could start the job's next run beside it.
+        self.elector.stop(release=not self.executor.active)
         scheduler.shutdown(wait=False)
 
 
@@ -127,13 +143,13 @@ def init_scheduler(app: Flask) -> None:
         app.config["SCHEDULER_AUTH"] = http_api.ApiKeyAuth()
         app.extensions.setdefault("extra_scopes", set()).add(app.config["SCHEDULER_API_SCOPE"])
     # One APScheduler per app: it owns threads, and tests build many apps.
-    flask_scheduler = FlaskScheduler(scheduler=SafeScheduler(), app=app)
+    flask_scheduler = FlaskScheduler(scheduler=SafeScheduler(executor), app=app)
     flask_scheduler.authenticate(lambda authorization: True)  # ApiKeyAuth has decided
     scheduler = flask_scheduler.scheduler
     scheduler.jobstore_retry_interval = STORE_RETRY_SECONDS
 
     def on_elected() -> None:
-        adopted = adopt_orphans(engine, elector.owner)
+        adopted = adopt_orphans(engine, elector.owner, set(executor.in_hand))
         sync_config_jobs(scheduler, app.config["JOBS"], app.config["SCHEDULER_JOB_DEFAULTS"])
         for job_id, claimed in adopted.items():
             job = scheduler.get_job(job_id)

@@ -20,27 +20,40 @@ from flask_apscheduler.utils import fix_job_def, pop_trigger
 logger = logging.getLogger(__name__)
 
 TRIGGERS = {"interval": IntervalTrigger, "cron": CronTrigger, "date": DateTrigger}
-JOB_OPTIONS = ("misfire_grace_time", "coalesce", "max_instances")
+# APScheduler's own defaults, for options SCHEDULER_JOB_DEFAULTS leaves out.
+JOB_OPTIONS = {"misfire_grace_time": 1, "coalesce": True, "max_instances": 1}
 
 
 def sync_config_jobs(
     scheduler: BaseScheduler, definitions: list[dict], job_defaults: dict[str, Any]
 ) -> None:
     for definition in definitions:
-        spec = dict(definition)
-        fix_job_def(spec)
-        spec.setdefault("name", spec["id"])
-        spec.update({option: spec.get(option, job_defaults[option]) for option in JOB_OPTIONS})
-        wanted = _job_from(scheduler, spec)
+        try:
+            _sync(scheduler, definition, job_defaults)
+        except Exception:
+            # One broken definition must not keep every other job from running.
+            logger.exception("Scheduler: job %s could not be synced.", definition.get("id"))
+
+
+def _sync(scheduler: BaseScheduler, definition: dict, job_defaults: dict[str, Any]) -> None:
+    spec = dict(definition)
+    fix_job_def(spec)
+    spec.setdefault("name", spec["id"])
+    for option, default in JOB_OPTIONS.items():
+        spec.setdefault(option, job_defaults.get(option, default))
+    try:
         stored = scheduler.get_job(spec["id"])
-        explicit_start = "start_date" in spec
-        if stored is not None and _fingerprint(stored, explicit_start) == _fingerprint(
-            wanted, explicit_start
-        ):
-            continue
-        spec["replace_existing"] = True
-        scheduler.add_job(**spec)
-        logger.info("Scheduler: job %s %s.", spec["id"], "changed" if stored else "added")
+    except LookupError:
+        stored = None  # stored with a function that no longer imports: replace it
+    explicit_start = "start_date" in spec
+    wanted = _job_from(scheduler, spec)
+    if stored is not None and _fingerprint(stored, explicit_start) == _fingerprint(
+        wanted, explicit_start
+    ):
+        return
+    spec["replace_existing"] = True
+    scheduler.add_job(**spec)
+    logger.info("Scheduler: job %s %s.", spec["id"], "changed" if stored else "added")
 
 
 def _job_from(scheduler: BaseScheduler, spec: dict) -> Job:

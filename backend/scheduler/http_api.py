@@ -49,24 +49,35 @@ class ApiKeyAuth(HTTPAuth):
 
 def view(name: str) -> Callable:
     handler = getattr(api, name)
-    if name not in ROUTES_THAT_NAME_A_FUNCTION:
-        return handler
 
     @wraps(handler)
-    def allowed_functions_only(*args: Any, **kwargs: Any) -> Response:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return json_error("Send the job as a JSON object.", 400)
-        allowed = allowed_functions(current_app.config)
-        if "func" in body and body["func"] not in allowed:
-            return json_error(
-                "This function may not be scheduled over HTTP.",
-                400,
-                errors={"func": f"Allowed: {', '.join(sorted(allowed))}."},
-            )
+    def on_the_shared_store(*args: Any, **kwargs: Any) -> Response:
+        scheduler = current_app.extensions["scheduler"].flask_scheduler.scheduler
+        if not scheduler.running:
+            # A scheduler that never started keeps added jobs in memory only. Paused,
+            # it reads and writes the shared store and runs nothing.
+            scheduler.start(paused=True)
+        if name in ROUTES_THAT_NAME_A_FUNCTION:
+            problem = _disallowed_function()
+            if problem is not None:
+                return problem
         return handler(*args, **kwargs)
 
-    return allowed_functions_only
+    return on_the_shared_store
+
+
+def _disallowed_function() -> Response | None:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return json_error("Send the job as a JSON object.", 400)
+    allowed = allowed_functions(current_app.config)
+    if "func" in body and (not isinstance(body["func"], str) or body["func"] not in allowed):
+        return json_error(
+            "This function may not be scheduled over HTTP.",
+            400,
+            errors={"func": f"Allowed: {', '.join(sorted(allowed))}."},
+        )
+    return None
 
 
 def allowed_functions(config: dict) -> set[str]:

@@ -86,6 +86,7 @@ class LeaseElector(threading.Thread):
             logger.exception("Scheduler: leadership change failed; stepping down.")
             self.is_leader = False
             self.on_demoted()
+            self.release()  # let another instance try
 
     def acquire_or_renew(self) -> bool:
         now = database_clock(self.engine)
@@ -115,15 +116,16 @@ class LeaseElector(threading.Thread):
             return True
         return False
 
-    def stop(self) -> None:
-        """Stop electing; a leader steps down and frees the lease for the next one."""
+    def stop(self, release: bool = True) -> None:
+        """Stop electing; a leader steps down and, unless told not to, frees the lease."""
         self.stopping.set()
         if self.is_alive() and self is not threading.current_thread():
             self.join(timeout=self.interval + 5)
         if self.is_leader:
             self.is_leader = False
             self.on_demoted()
-            self.release()
+            if release:
+                self.release()
 
     def release(self) -> None:
         table = SchedulerLease.__table__

@@ -37,6 +37,7 @@ from backend.scheduler.models import JobRun
 logger = logging.getLogger(__name__)
 
 ClaimedRun = tuple[int, datetime]  # (job_runs.id, scheduled run time)
+CLAIMS_PER_STATEMENT = 500
 
 
 class RecordingExecutor(ThreadPoolExecutor):
@@ -47,6 +48,7 @@ class RecordingExecutor(ThreadPoolExecutor):
         self.owner = ""  # set in the process that runs, after any fork
         self.queues: dict[str, deque[tuple[Job, int, datetime]]] = {}
         self.active: set[str] = set()  # jobs whose queue a pool thread is working through
+        self.in_hand: set[int] = set()  # job_runs ids queued or running here
         self.unclaimed: set[str] = set()  # see SharedJobStore.update_job
         self.draining = False
         self.queue_lock = threading.Lock()
@@ -64,6 +66,7 @@ class RecordingExecutor(ThreadPoolExecutor):
         with self.queue_lock:
             queue = self.queues.setdefault(job.id, deque())
             queue.extend((job, run_id, run_time) for run_id, run_time in claimed)
+            self.in_hand.update(run_id for run_id, _ in claimed)
             if job.id in self.active or not queue:
                 return
             self.active.add(job.id)
@@ -93,10 +96,13 @@ class RecordingExecutor(ThreadPoolExecutor):
                 self._run(job, run_id, run_time)
             except Exception:
                 logger.exception("Job %s: could not record its run at %s", job_id, run_time)
+            finally:
+                self.in_hand.discard(run_id)
 
     def _run(self, job: Job, run_id: int, run_time: datetime) -> str:
-        if not self._mark(run_id, JobRun.RUNNING, only_if_pending=True, started_at=utcnow()):
-            return JobRun.PENDING  # a newer leader took it over meanwhile
+        if not self._mark(run_id, JobRun.PENDING, JobRun.RUNNING, started_at=utcnow()):
+            # Taken over by a newer leader, or the database is down: a leader adopts it.
+            return JobRun.PENDING
         with self.app.app_context():
             g.job_run = {"job_id": job.id, "scheduled_run_time": run_time, "run_id": run_id}
             events = run_job(job, "default", [run_time], self._logger.name)
@@ -107,13 +113,16 @@ class RecordingExecutor(ThreadPoolExecutor):
                 error = "".join(traceback.format_exception(event.exception))
             elif event.code == EVENT_JOB_MISSED:
                 status = JobRun.MISSED
-        self._mark(run_id, status, finished_at=utcnow(), error=error)
+        self._mark(run_id, JobRun.RUNNING, status, finished_at=utcnow(), error=error)
         return status
 
-    def _mark(self, run_id: int, status: str, only_if_pending: bool = False, **values: Any) -> bool:
-        statement = update(JobRun).where(JobRun.id == run_id).values(status=status, **values)
-        if only_if_pending:
-            statement = statement.where(JobRun.status == JobRun.PENDING, JobRun.owner == self.owner)
+    def _mark(self, run_id: int, current: str, status: str, **values: Any) -> bool:
+        """Move a run of ours on from `current`; False if it is no longer ours to move."""
+        statement = (
+            update(JobRun)
+            .where(JobRun.id == run_id, JobRun.status == current, JobRun.owner == self.owner)
+            .values(status=status, **values)
+        )
         for attempt in range(10):
             try:
                 with self.engine.begin() as connection:
@@ -136,24 +145,28 @@ def claim_runs(
     if not run_times:
         return []
     by_utc = {as_utc(run_time): run_time for run_time in run_times}
-    statement = (
-        insert_for(engine)(JobRun)
-        .values(
-            [
-                {
-                    "job_id": job_id,
-                    "scheduled_run_time": as_utc(run_time),
-                    "status": JobRun.PENDING,
-                    "owner": owner,
-                }
-                for run_time in run_times
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["job_id", "scheduled_run_time"])
-        .returning(JobRun.id, JobRun.scheduled_run_time)
-    )
+    rows = []
     with engine.begin() as connection:
-        rows = connection.execute(statement).all()
+        # In chunks: a long catch-up can have more times than one statement may carry.
+        for start in range(0, len(run_times), CLAIMS_PER_STATEMENT):
+            chunk = run_times[start : start + CLAIMS_PER_STATEMENT]
+            statement = (
+                insert_for(engine)(JobRun)
+                .values(
+                    [
+                        {
+                            "job_id": job_id,
+                            "scheduled_run_time": as_utc(run_time),
+                            "status": JobRun.PENDING,
+                            "owner": owner,
+                        }
+                        for run_time in chunk
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["job_id", "scheduled_run_time"])
+                .returning(JobRun.id, JobRun.scheduled_run_time)
+            )
+            rows += connection.execute(statement).all()
     if len(rows) < len(run_times):
         logger.warning(
             "Job %s: %d run(s) already claimed by another instance; skipped.",
@@ -169,12 +182,16 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def adopt_orphans(engine: Engine, owner: str) -> dict[str, list[ClaimedRun]]:
-    """On taking over: record runs a previous leader left under way, take over its claims."""
+def adopt_orphans(engine: Engine, owner: str, in_hand: set[int]) -> dict[str, list[ClaimedRun]]:
+    """On taking over: record runs left under way, and take over claims left unrun.
+
+    Left by a previous leader, or by this instance before the database went away:
+    anything not queued or running here (`in_hand`).
+    """
     with engine.begin() as connection:
         interrupted = connection.execute(
             update(JobRun)
-            .where(JobRun.status == JobRun.RUNNING, JobRun.owner != owner)
+            .where(JobRun.status == JobRun.RUNNING, JobRun.id.not_in(in_hand))
             .values(
                 status=JobRun.INTERRUPTED,
                 finished_at=utcnow(),
@@ -183,12 +200,12 @@ def adopt_orphans(engine: Engine, owner: str) -> dict[str, list[ClaimedRun]]:
         ).rowcount
         pending = connection.execute(
             update(JobRun)
-            .where(JobRun.status == JobRun.PENDING, JobRun.owner != owner)
+            .where(JobRun.status == JobRun.PENDING, JobRun.id.not_in(in_hand))
             .values(owner=owner)
             .returning(JobRun.id, JobRun.job_id, JobRun.scheduled_run_time)
         ).all()
     if interrupted:
-        logger.warning("Scheduler: %d run(s) of a previous leader were cut short.", interrupted)
+        logger.warning("Scheduler: %d run(s) were cut short by a stop or an outage.", interrupted)
     adopted: dict[str, list[ClaimedRun]] = {}
     for row in sorted(pending, key=lambda row: row.scheduled_run_time):
         adopted.setdefault(row.job_id, []).append((row.id, as_utc(row.scheduled_run_time)))

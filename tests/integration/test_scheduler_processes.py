@@ -78,7 +78,6 @@ def test_two_instances_run_each_time_once_and_take_over_from_a_dead_one(
         (first, second) if os.getpgid(pid) == first.process.pid else (second, first)
     )
     owners_before = {run.owner for run in job_runs(database)}
-    assert len(owners_before) == 1  # one worker of all five ran every job
 
     os.killpg(leading.process.pid, signal.SIGKILL)  # the whole instance, as if its host died
     killed_at = time.monotonic()
