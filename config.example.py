@@ -84,7 +84,6 @@ JOBS = [
         "func": "backend.features.items.jobs:log_item_counts",
         "trigger": "interval",
         "minutes": 10,
-        "replace_existing": True,
     },
     {
         "id": "prune_job_runs",
@@ -93,7 +92,6 @@ JOBS = [
         "trigger": "cron",
         "hour": 3,
         "minute": 30,
-        "replace_existing": True,
     },
 ]
 SCHEDULER_TIMEZONE = "UTC"

@@ -67,7 +67,6 @@ JOBS: list[dict] = [
         "func": "backend.features.items.jobs:log_item_counts",
         "trigger": "interval",
         "minutes": 10,
-        "replace_existing": True,
     },
     {
         "id": "prune_job_runs",
@@ -76,7 +75,6 @@ JOBS: list[dict] = [
         "trigger": "cron",
         "hour": 3,
         "minute": 30,
-        "replace_existing": True,
     },
 ]
 SCHEDULER_TIMEZONE = "UTC"
