@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint serve clean
+.PHONY: run test lint serve bench clean
 
 run: $(VENV)/installed
 	$(BIN)/flask db upgrade
@@ -22,6 +22,10 @@ lint: $(VENV)/installed
 serve: $(VENV)/installed
 	$(BIN)/flask db upgrade
 	$(BIN)/gunicorn "backend:create_app()"
+
+# Performance against a bare Flask baseline; needs PostgreSQL, Redis and wrk (benchmarks/README.md).
+bench: $(VENV)/installed
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov

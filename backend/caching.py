@@ -84,7 +84,10 @@ def cached_response(namespace: str, schema: Schema, per_client: bool = False) ->
 
     Goes under `registry.handles`, so authentication and validation happen first.
     `per_client=True` keys on the calling client too, for answers that differ by client.
+    Give `registry.handles` this same schema instance as the 200 response schema: rebar
+    then skips re-loading the answers served from here, which this schema dumped.
     """
+    _skip_reloading_own_answers(schema)
 
     def decorator(handler: Callable) -> Callable:
         @wraps(handler)
@@ -98,11 +101,26 @@ def cached_response(namespace: str, schema: Schema, per_client: bool = False) ->
                 status = "MISS"
             response = current_app.response_class(body, mimetype="application/json")
             response.headers["X-Cache"] = status
+            g.cached_answer = response.get_data()
             return response
 
         return cached_handler
 
     return decorator
+
+
+def _skip_reloading_own_answers(schema: Schema) -> None:
+    """rebar validates a Response a handler returns by loading its body with the response
+    schema (flask_rebar.rebar._wrap_handler): 0.7 ms of CPU for a page of 50 items, on
+    every cache hit. A body this schema dumped needs no such check."""
+    load = schema.loads
+
+    def loads(data: Any, *args: Any, **kwargs: Any) -> Any:
+        if g.pop("cached_answer", None) == data:
+            return None
+        return load(data, *args, **kwargs)
+
+    schema.loads = loads  # type: ignore[method-assign]
 
 
 def _response_key(namespace: str, per_client: bool) -> str:

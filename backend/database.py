@@ -1,12 +1,18 @@
 """Database wiring: engine options per database, SQLite's safety pragmas, timestamps."""
 
+import time
 from datetime import UTC, datetime
 
 from flask import Flask
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, Engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db, migrate
+
+# A pooled connection idle for longer than this is checked before use: the database may
+# have restarted meanwhile. A busy worker's connections skip the round trip.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def init_database(app: Flask) -> None:
@@ -20,18 +26,36 @@ def init_database(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
+        else:
+            _ping_idle_connections(db.engine)
 
 
 def _engine_options(config: dict) -> dict:
     if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         return {
-            # A connection the server dropped (restart, failover) is replaced
-            # before use, so every worker recovers on its own.
-            "pool_pre_ping": True,
             # An unreachable server becomes a 503 within seconds, not a hang.
             "connect_args": {"connect_timeout": config["DATABASE_CONNECT_TIMEOUT"]},
         }
     return {}
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """pool_pre_ping for connections that sat idle: a connection the server dropped
+    (restart, failover) is replaced before use, so every worker recovers on its own."""
+
+    @event.listens_for(engine, "checkin")
+    def note_checkin(_dbapi_connection: object, record: object) -> None:
+        record.info["checked_in"] = time.monotonic()  # type: ignore[attr-defined]
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection: object, record: object, _proxy: object) -> None:
+        idle = time.monotonic() - record.info.get("checked_in", 0.0)  # type: ignore[attr-defined]
+        if idle < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError() from error  # the pool replaces it and retries
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -109,6 +109,8 @@ class RequestFields(logging.Filter):
     """Adds the request's method, path and query to every record, or "-" outside one."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if hasattr(record, "query"):
+            return True  # the other handler's filter has filled them in already
         if has_request_context():
             query = request.query_string.decode("utf-8", "replace")
             record.method = escape(request.method)
@@ -125,6 +127,10 @@ class OneLineFormatter(logging.Formatter):
     """Escapes the message onto its line and indents any traceback beneath it."""
 
     def format(self, record: logging.LogRecord) -> str:
+        # Every handler formats the record; the line is the same, so make it once.
+        made = record.__dict__.get("one_line")
+        if made is not None and made[0] == self._fmt:
+            return made[1]
         record.message = escape(record.getMessage())
         record.asctime = self.formatTime(record, self.datefmt)
         line = self.formatMessage(record)
@@ -133,6 +139,7 @@ class OneLineFormatter(logging.Formatter):
             line += "\n" + _indent(record.exc_text or self.formatException(record.exc_info))
         if record.stack_info:
             line += "\n" + _indent(self.formatStack(record.stack_info))
+        record.one_line = (self._fmt, line)
         return line
 
 

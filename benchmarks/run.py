@@ -1,7 +1,7 @@
 """The benchmark: the template and a bare Flask baseline under the same load, side by side.
 
     .venv/bin/python -m benchmarks            full run, a few minutes
-    .venv/bin/python -m benchmarks --smoke    about 15 s, for CI: proves it still runs
+    .venv/bin/python -m benchmarks --smoke    about 20 s, for CI: proves it still runs
 
 Steps: a fresh PostgreSQL database (`flask db upgrade`, then bulk rows); create_app()
 timed in fresh processes; both servers started under gunicorn with 2 workers; one
@@ -400,8 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with contextlib.ExitStack() as cleanup:
             result = benchmark(options, workdir, cleanup)
-    except BaseException:
+    except Exception:
         progress(f"benchmark failed; the servers' output and logs are kept in {workdir}")
+        raise
+    except BaseException:  # Ctrl-C or SIGTERM: nothing to investigate
+        shutil.rmtree(workdir, ignore_errors=True)
         raise
     shutil.rmtree(workdir)
     options.output.parent.mkdir(parents=True, exist_ok=True)
