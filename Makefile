@@ -25,6 +25,8 @@ serve: $(VENV)/installed
 
 # Performance against a bare Flask baseline; needs PostgreSQL, Redis and wrk (benchmarks/README.md).
 bench: $(VENV)/installed
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| { echo "wrk is needed: install it (apt-get install wrk, brew install wrk)"; exit 1; }
 	$(BIN)/python -m benchmarks
 
 clean:
