@@ -44,15 +44,16 @@ def cached_client(cached_app):
 @pytest.fixture
 def create_item(cached_client, auth_headers):
     def create(**fields):
-        owner = cached_client.post(
-            "/api/v1/users",
-            json={"email": f"{uuid.uuid4().hex}@example.com", "name": "O", "password": "12345678"},
-            headers=auth_headers,
-        ).json
+        owner = create_owner(cached_client, auth_headers)
         body = {"title": "Lamp", "owner_id": owner["id"], **fields}
         return cached_client.post("/api/v1/items", json=body, headers=auth_headers).json
 
     return create
+
+
+def create_owner(client, headers) -> dict:
+    body = {"email": f"{uuid.uuid4().hex}@example.com", "name": "Owner", "password": "12345678"}
+    return client.post("/api/v1/users", json=body, headers=headers).json
 
 
 def get(client, path, headers):
@@ -189,11 +190,7 @@ def test_unusable_redis_costs_one_short_wait_then_nothing(
 ):
     app = make_app(**redis_config(request.getfixturevalue(redis_fixture)))
     client = app.test_client()
-    owner = client.post(
-        "/api/v1/users",
-        json={"email": "o@example.com", "name": "O", "password": "12345678"},
-        headers=auth_headers,
-    ).json
+    owner = create_owner(client, auth_headers)
 
     timings = []
     started = time.monotonic()
@@ -216,11 +213,7 @@ def test_unusable_redis_costs_one_short_wait_then_nothing(
 def test_an_expired_generation_never_brings_back_old_entries(make_app, auth_headers):
     app = make_app(CACHE_TYPE="SimpleCache", CACHE_DEFAULT_TIMEOUT=2)
     client = app.test_client()
-    owner = client.post(
-        "/api/v1/users",
-        json={"email": "o@example.com", "name": "O", "password": "12345678"},
-        headers=auth_headers,
-    ).json
+    owner = create_owner(client, auth_headers)
     item = client.post(
         "/api/v1/items", json={"title": "First", "owner_id": owner["id"]}, headers=auth_headers
     ).json
