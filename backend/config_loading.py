@@ -64,11 +64,6 @@ def _check(config: dict) -> None:
         raise ConfigError(
             'Config error: API_CLIENTS must look like {"name": {"key": "...", "scopes": [...]}}.'
         )
-    if config["SCHEDULER_LEASE_TTL"] <= 2 * config["SCHEDULER_LEASE_INTERVAL"]:
-        raise ConfigError(
-            "Config error: SCHEDULER_LEASE_TTL must be more than twice SCHEDULER_LEASE_INTERVAL, "
-            "or a leader could lose its lease between two renewals."
-        )
     if config["ENVIRONMENT"] == "production":
         for key in ("SECRET_KEY", "AUTH_KEY"):
             _require_real_secret(config, key)

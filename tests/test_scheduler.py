@@ -517,3 +517,10 @@ def test_jobs_resume_when_the_database_comes_back(make_app, tmp_path):
     finally:
         runtime.stop()
     assert runtime.elector.database_down is False
+
+
+def test_a_lease_too_short_for_its_renewals_is_refused(make_app):
+    from backend.config_loading import ConfigError
+
+    with pytest.raises(ConfigError, match="SCHEDULER_LEASE_TTL must be more than twice"):
+        make_app(SCHEDULER_LEASE_TTL=10, SCHEDULER_LEASE_INTERVAL=5)

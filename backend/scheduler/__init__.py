@@ -35,6 +35,7 @@ from flask.helpers import get_debug_flag
 from flask_apscheduler import APScheduler
 from werkzeug.serving import is_running_from_reloader
 
+from backend.config_loading import ConfigError
 from backend.extensions import db
 from backend.scheduler import http_api
 from backend.scheduler.cli import scheduler_cli
@@ -134,6 +135,11 @@ class Runtime:
 
 def init_scheduler(app: Flask) -> None:
     """Set up the scheduler of this app; nothing runs and nothing connects yet."""
+    if app.config["SCHEDULER_LEASE_TTL"] <= 2 * app.config["SCHEDULER_LEASE_INTERVAL"]:
+        raise ConfigError(
+            "Config error: SCHEDULER_LEASE_TTL must be more than twice SCHEDULER_LEASE_INTERVAL, "
+            "or a leader could lose its lease between two renewals."
+        )
     with app.app_context():
         engine = db.engine
     executor = RecordingExecutor(app, engine)
