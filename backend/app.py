@@ -8,6 +8,7 @@ from backend.api_docs import init_api_docs
 from backend.auth import init_auth
 from backend.caching import init_cache
 from backend.config_loading import load_config
+from backend.cookie_session import CookieSessionOnDemand
 from backend.database import init_database
 from backend.errors import register_error_handlers
 from backend.extensions import cors, rebar
@@ -26,6 +27,7 @@ FEATURES = (
 
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
+    app.session_interface = CookieSessionOnDemand()
     load_config(app, config)
     configure_logging(app)
     init_database(app)

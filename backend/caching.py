@@ -4,8 +4,10 @@
     invalidate("items")                        after a commit: the next read on any worker is fresh
     @cache.memoize() on f(generation("items"))  a function's result, invalidated the same way
 
-Keys hold the namespace's generation, a random token that `invalidate` replaces, so
-every key of the namespace changes at once for every worker; old entries expire.
+Each answer is stored with the namespace's generation it was made in, a random token
+that `invalidate` replaces: a read fetches the answer and the current generation in
+one round trip and serves the answer only if they match, so one write outdates every
+answer of the namespace at once, for every worker.
 Values are JSON in every backend, never pickle. `SafeRedisCache` turns Redis errors
 into misses, logged once, and skips Redis for `CACHE_RETRY_AFTER` seconds after one.
 """
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 # Backends that keep one cache per process: a second worker would not see invalidations.
 PER_PROCESS_CACHES = (SimpleCache, FileSystemCache)
+# A namespace's generation until its first invalidation.
+FIRST_GENERATION = "0"
 
 
 def init_cache(app: Flask) -> None:
@@ -66,7 +70,7 @@ def invalidate(namespace: str) -> None:
     """Call after committing a write that changes what the namespace's endpoints answer."""
     # A fresh random token, never expiring: a counter could come back to a value whose
     # entries still exist, after an expiry, an eviction or a Redis restart.
-    key, token = f"{namespace}:generation", uuid.uuid4().hex
+    key, token = _generation_key(namespace), uuid.uuid4().hex
     backend = cache.cache
     if isinstance(backend, SafeRedisCache):
         backend.set_even_while_skipping(key, token)
@@ -76,7 +80,7 @@ def invalidate(namespace: str) -> None:
 
 def generation(namespace: str) -> str:
     """The namespace's current generation: pass it to a memoized function to key on it."""
-    return cache.get(f"{namespace}:generation") or "0"
+    return cache.get(_generation_key(namespace)) or FIRST_GENERATION
 
 
 def cached_response(namespace: str, schema: Schema, per_client: bool = False) -> Callable:
@@ -92,13 +96,14 @@ def cached_response(namespace: str, schema: Schema, per_client: bool = False) ->
     def decorator(handler: Callable) -> Callable:
         @wraps(handler)
         def cached_handler(*args: Any, **kwargs: Any) -> Response:
-            key = _response_key(namespace, per_client)
-            body = cache.get(key)
-            status = "HIT"
-            if body is None:
-                body = json.dumps(schema.dump(handler(*args, **kwargs)))
-                cache.set(key, body)
-                status = "MISS"
+            key = _answer_key(namespace, per_client)
+            current, answer = cache.get_many(_generation_key(namespace), key)
+            current = current or FIRST_GENERATION
+            if isinstance(answer, dict) and answer.get("generation") == current:
+                body, status = answer["body"], "HIT"
+            else:
+                body, status = json.dumps(schema.dump(handler(*args, **kwargs))), "MISS"
+                cache.set(key, {"generation": current, "body": body})
             response = current_app.response_class(body, mimetype="application/json")
             response.headers["X-Cache"] = status
             g.cached_answer = response.get_data()
@@ -123,11 +128,15 @@ def _skip_reloading_own_answers(schema: Schema) -> None:
     schema.loads = loads  # type: ignore[method-assign]
 
 
-def _response_key(namespace: str, per_client: bool) -> str:
+def _generation_key(namespace: str) -> str:
+    return f"{namespace}:generation"
+
+
+def _answer_key(namespace: str, per_client: bool) -> str:
     client = g.api_client if per_client else ""
     # Hashed: the query string is the client's, of any length and content.
     request_id = hashlib.sha256(f"{client} {request.full_path}".encode()).hexdigest()
-    return f"{namespace}:{generation(namespace)}:{request_id}"
+    return f"{namespace}:answer:{request_id}"
 
 
 class JsonSerializer(BaseSerializer):

@@ -9,9 +9,9 @@ and tracebacks are indented beneath their line, so every line that starts at the
 left margin is one whole event that no client can forge. Query values whose key
 looks secret are replaced by "***"; headers and bodies are never logged.
 
-The file handler is concurrent-log-handler's: it locks the file across processes,
-so several gunicorn workers can share one file and rotate it without losing or
-interleaving lines (the standard RotatingFileHandler cannot).
+Every gunicorn worker appends to the same file, which one of them rotates when it is
+full (backend/shared_log_file.py): no line is lost or interleaved, and writing one
+takes no lock (the standard RotatingFileHandler is not safe across processes).
 """
 
 import logging
@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from urllib.parse import unquote_plus
 
-from concurrent_log_handler import ConcurrentRotatingFileHandler
 from flask import Flask, Response, g, has_request_context, request
+
+from backend.shared_log_file import SharedRotatingFileHandler
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +66,8 @@ def _file_handler(app: Flask) -> logging.Handler:
     # A relative path is taken from the project root, wherever the process starts.
     path = Path(app.root_path).parent / app.config["LOG_FILE"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    return ConcurrentRotatingFileHandler(
-        str(path),
-        maxBytes=app.config["LOG_MAX_BYTES"],
-        backupCount=app.config["LOG_BACKUP_COUNT"],
-        encoding="utf-8",
+    return SharedRotatingFileHandler(
+        str(path), app.config["LOG_MAX_BYTES"], app.config["LOG_BACKUP_COUNT"]
     )
 
 

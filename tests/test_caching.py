@@ -231,14 +231,14 @@ def test_an_expired_generation_never_brings_back_old_entries(make_app, auth_head
 def test_per_client_keys_differ_by_client(app):
     from flask import g
 
-    from backend.caching import _response_key
+    from backend.caching import _answer_key
 
     with app.test_request_context("/api/v1/items?limit=5"):
         g.api_client = "one"
-        shared, first = _response_key("items", False), _response_key("items", True)
+        shared, first = _answer_key("items", False), _answer_key("items", True)
         g.api_client = "two"
-        assert _response_key("items", False) == shared
-        assert _response_key("items", True) != first
+        assert _answer_key("items", False) == shared
+        assert _answer_key("items", True) != first
 
 
 @pytest.mark.skipif(not TEST_REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
@@ -265,3 +265,22 @@ def test_code_planted_in_redis_is_never_run(make_app, auth_headers, tmp_path):
     assert (status, cache_status, body["total"]) == (200, "MISS", 0)
     assert not (tmp_path / "pwned").exists()
     assert get(client, "/api/v1/items", auth_headers)[1] == "HIT"
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
+def test_an_outdated_answer_is_replaced_not_kept_beside_the_new_one(make_app, auth_headers):
+    import redis
+
+    config = redis_config()
+    client = make_app(**config).test_client()
+    owner = create_owner(client, auth_headers)
+    for title in ("One", "Two", "Three"):
+        client.post(
+            "/api/v1/items", json={"title": title, "owner_id": owner["id"]}, headers=auth_headers
+        )
+        assert get(client, "/api/v1/items", auth_headers)[1] == "MISS"
+
+    server = redis.Redis.from_url(TEST_REDIS_URL)
+    assert len(server.keys(config["CACHE_KEY_PREFIX"] + "items:answer:*")) == 1
+    _status, cache_status, body = get(client, "/api/v1/items", auth_headers)
+    assert (cache_status, body["total"]) == ("HIT", 3)
