@@ -213,6 +213,22 @@ def table(rows: list[Row]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def layer_table(layers: list[dict[str, Any]]) -> list[str]:
+    """benchmarks/layers.py's lines: where the CPU of a request goes, in one process."""
+    if not layers:
+        return []
+    lines = [
+        "where a request's CPU goes, in one process (no HTTP, no concurrency; ms per call):",
+        f"{'layer':<40} {'template':>8} {'baseline':>8}",
+    ]
+    for layer in layers:
+        base = "-" if layer["baseline_ms"] is None else f"{layer['baseline_ms']:.3f}"
+        lines.append(
+            f"{layer['layer']:<40} {layer['template_ms']:>8.3f} {base:>8}  {layer['note']}".rstrip()
+        )
+    return [*lines, ""]
+
+
 def text_report(result: dict[str, Any]) -> str:
     """The whole report as printed: the table, then the costs outside requests, then goals."""
     settings, cold = result["settings"], result["cold_start"]
@@ -224,6 +240,7 @@ def text_report(result: dict[str, Any]) -> str:
         "",
         table(rows),
         "",
+        *layer_table(result.get("layers") or []),
         f"create_app() cold start, median of {cold['runs']} fresh processes: "
         f"create_app {cold['create_app_s']:.2f} s, import + create_app "
         f"{cold['import_and_create_app_s']:.2f} s, whole process {cold['process_s']:.2f} s",

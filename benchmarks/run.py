@@ -52,6 +52,7 @@ FULL = {
     "connections": "8,64",
     "warmup": 1,
     "cold_starts": 5,
+    "layer_calls": 2000,
     "output": HERE / "results" / "latest.json",
 }
 # CI's smoke run: every step once, on a tiny database, so the benchmark cannot rot.
@@ -64,6 +65,7 @@ SMOKE = {
     "connections": "8",
     "warmup": 0,
     "cold_starts": 1,
+    "layer_calls": 20,
     "output": HERE / "results" / "smoke.json",
 }
 
@@ -77,6 +79,7 @@ class Options:
     connections: list[int]
     warmup: int
     cold_starts: int
+    layer_calls: int
     output: Path
     with_tests: bool
     postgres_url: str
@@ -95,6 +98,7 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument("--connections", help="comma-separated concurrency levels (8,64)")
     parser.add_argument("--warmup", type=int, help="seconds of warm-up per endpoint (1)")
     parser.add_argument("--cold-starts", type=int, help="fresh processes timed (5)")
+    parser.add_argument("--layer-calls", type=int, help="calls per batch in the layer list (2000)")
     parser.add_argument("--output", type=Path, help="JSON file (benchmarks/results/latest.json)")
     parser.add_argument(
         "--with-tests", action="store_true", help="also time the test suite (~1.5 min)"
@@ -123,6 +127,7 @@ def parse_options(argv: list[str] | None) -> Options:
         connections=[int(part) for part in str(merged["connections"]).split(",")],
         warmup=merged["warmup"],
         cold_starts=merged["cold_starts"],
+        layer_calls=merged["layer_calls"],
         output=merged["output"],
         with_tests=args.with_tests,
         postgres_url=args.postgres_url,
@@ -279,6 +284,12 @@ class Load:
 STARTED = time.monotonic()
 
 
+def price_layers(env: dict[str, str], calls: int, users: int) -> list[dict]:
+    """benchmarks/layers.py in a process of its own, in the template's environment."""
+    command = [sys.executable, "-m", "benchmarks.layers", str(calls), str(users)]
+    return json.loads(database.run_in_project(command, env).splitlines()[-1])
+
+
 def progress(message: str) -> None:
     print(f"[{time.monotonic() - STARTED:5.1f} s] {message}", file=sys.stderr, flush=True)
 
@@ -352,6 +363,8 @@ def benchmark(options: Options, workdir: Path, cleanup: contextlib.ExitStack) ->
         "BASELINE_DATABASE_URL": database_url,
         "BASELINE_PASSWORD_HASH_METHOD": password_hash["method"],
     }
+    progress(f"layers: each piece of a request, {options.layer_calls} calls, in one process")
+    layers = price_layers(template_env | baseline_env, options.layer_calls, options.users)
     progress("starting the template and the baseline under gunicorn")
     servers = make_servers(workdir, template_env, baseline_env)
     for server in servers:
@@ -385,6 +398,7 @@ def benchmark(options: Options, workdir: Path, cleanup: contextlib.ExitStack) ->
         "rows": [asdict(row) for row in rows],
         "runs": [run.as_json() for run in runs],
         "cold_start": cold_start,
+        "layers": layers,
         "password_hash": password_hash,
         "rss_mb": rss_mb,
         "tests": tests,

@@ -1,0 +1,186 @@
+"""What each layer of a request costs, timed in one process: the template's price list.
+
+    python -m benchmarks.layers CALLS      (in the template's environment, after seeding)
+
+Each line is the CPU time of one piece of a request, called CALLS times in a row,
+median of 5 batches, next to what the baseline does instead. No HTTP and no
+concurrency, so the figures are lower than the CPU ms/req under load; they say
+where a request's time goes, not what it costs in a worker. Prints one JSON line.
+"""
+
+import json
+import logging
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from io import BytesIO
+
+from flask import Flask
+from sqlalchemy import select
+from werkzeug.test import EnvironBuilder
+
+from backend import create_app
+from backend.auth import requires_scope
+from backend.extensions import cache, db
+from backend.features.users.models import User
+from backend.features.users.schemas import UserPageSchema, UserSchema
+from backend.pagination import PageQuerySchema, paginate
+from benchmarks import baseline_app
+
+BATCHES = 5
+PAGE = 50
+
+
+def cpu_ms(calls: int, operation: Callable[[], object]) -> float:
+    """CPU milliseconds per call: the median of BATCHES batches of `calls` calls."""
+    for _ in range(max(calls // 10, 1)):
+        operation()
+    batches = []
+    for _ in range(BATCHES):
+        started = time.process_time()
+        for _ in range(calls):
+            operation()
+        batches.append((time.process_time() - started) / calls * 1000)
+    return round(statistics.median(batches), 4)
+
+
+def wsgi_call(app: Flask, paths: Callable[[], str], headers: dict[str, str]) -> Callable[[], None]:
+    """One request through the app's WSGI interface, from a ready environ."""
+
+    def call() -> None:
+        environ = EnvironBuilder(path=paths(), headers=headers).get_environ()
+        environ["wsgi.input"] = BytesIO()
+        body = app(environ, lambda status, response_headers, exc_info=None: None)
+        b"".join(body)
+        getattr(body, "close", lambda: None)()
+
+    return call
+
+
+def measure(calls: int, users: int) -> list[dict[str, object]]:
+    app = create_app()
+    key = {app.config["AUTH_HEADER"]: app.config["AUTH_KEY"]}
+    baseline = baseline_app.app
+
+    def user_path() -> str:
+        return f"/api/v1/users/{random.randint(1, users)}"
+
+    def page_path() -> str:
+        return f"/api/v1/users?limit={PAGE}&offset={random.randint(0, max(users - PAGE, 0))}"
+
+    def offset() -> int:
+        return random.randint(0, max(users - PAGE, 0))
+
+    lines: list[dict[str, object]] = []
+
+    def line(layer: str, template: float, base: float | None = None, note: str = "") -> None:
+        lines.append({"layer": layer, "template_ms": template, "baseline_ms": base, "note": note})
+
+    hit = "/api/v1/items?limit=50&offset=0"
+    wsgi_call(app, lambda: hit, key)()  # so that the next ones are hits
+    line(
+        "whole request: GET user by id",
+        cpu_ms(calls, wsgi_call(app, user_path, key)),
+        cpu_ms(calls, wsgi_call(baseline, user_path, {})),
+    )
+    line(
+        f"whole request: GET {PAGE} users + total",
+        cpu_ms(calls // 4, wsgi_call(app, page_path, key)),
+        cpu_ms(calls // 4, wsgi_call(baseline, page_path, {})),
+    )
+    line(
+        f"whole request: GET {PAGE} items, cache hit",
+        cpu_ms(calls, wsgi_call(app, lambda: hit, key)),
+        None,
+        "baseline: no cache",
+    )
+
+    user_columns = baseline_app.USER_COLUMNS
+    with app.app_context():
+
+        def get_user() -> None:
+            db.session.get(User, random.randint(1, users))
+            db.session.remove()  # what the end of a request does
+
+        def get_page() -> None:
+            paginate(select(User).order_by(User.id), PAGE, offset())
+            db.session.remove()
+
+        line(
+            "  database: one user by id",
+            cpu_ms(calls, get_user),
+            cpu_ms(
+                calls,
+                lambda: baseline_app.fetch(
+                    f"SELECT {user_columns} FROM users WHERE users.id = %s",
+                    random.randint(1, users),
+                ),
+            ),
+            "SQLAlchemy ORM session / psycopg2",
+        )
+        line(
+            f"  database: {PAGE} users + count",
+            cpu_ms(calls // 4, get_page),
+            cpu_ms(calls // 4, lambda: _baseline_page(user_columns, offset())),
+            "SQLAlchemy ORM session / psycopg2",
+        )
+        page = paginate(select(User).order_by(User.id), PAGE, 0)
+        rows = _baseline_page(user_columns, 0)
+        # One instance each, as the registry holds them.
+        user_schema, page_schema = UserSchema(), UserPageSchema()
+        line(
+            "  serialize: one user",
+            cpu_ms(calls, lambda: user_schema.dump(page["items"][0])),
+            cpu_ms(calls, lambda: baseline_app.user_json(rows[0])),
+            "marshmallow / a dict",
+        )
+        line(
+            f"  serialize: {PAGE} users",
+            cpu_ms(calls // 4, lambda: page_schema.dump(page)),
+            cpu_ms(calls // 4, lambda: [baseline_app.user_json(row) for row in rows]),
+            "marshmallow / dicts",
+        )
+        line(
+            "  cache read: answer + generation",
+            cpu_ms(calls, lambda: cache.get_many("items:generation", "items:answer:x")),
+            None,
+            "one Redis round trip",
+        )
+        db.session.remove()
+
+    with app.test_request_context(hit, headers=key):
+        auth = requires_scope("items:read")
+        line("  API-key auth", cpu_ms(calls, auth.authenticate))
+        query, query_schema = {"limit": "50", "offset": "0"}, PageQuerySchema()
+        line("  query validation", cpu_ms(calls, lambda: query_schema.load(query)))
+        request_logger = logging.getLogger("backend.log_setup")
+        line(
+            "  request log line",
+            cpu_ms(calls, lambda: request_logger.info("1.0 ms", extra={"status": "200 OK"})),
+            None,
+            "console + shared file",
+        )
+    return lines
+
+
+def _baseline_page(columns: str, offset: int) -> list[tuple]:
+    with baseline_app.connection() as conn, conn.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) AS count_1 FROM (SELECT {columns} FROM users) AS anon_1")
+        cursor.fetchone()
+        cursor.execute(
+            f"SELECT {columns} FROM users ORDER BY users.id LIMIT %s OFFSET %s", (PAGE, offset)
+        )
+        return cursor.fetchall()
+
+
+def main() -> None:
+    calls, users = int(sys.argv[1]), int(sys.argv[2])
+    os.environ.setdefault("BASELINE_DATABASE_URL", os.environ["DATABASE_URL"])
+    print(json.dumps(measure(calls, users)))
+
+
+if __name__ == "__main__":
+    main()
