@@ -57,7 +57,7 @@ ALLOWED_ORIGINS = [
 # Rotating log file shared by all workers (relative to the project root); None for console only.
 LOG_FILE = "logs/backend.log"
 LOG_LEVEL = "INFO"
-# Rotated at this size, keeping this many old files; 0 leaves rotation to logrotate.
+# Rotated at this size, keeping this many old files; either at 0 leaves it to logrotate.
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUP_COUNT = 5
 

@@ -99,7 +99,7 @@ def cached_response(namespace: str, schema: Schema, per_client: bool = False) ->
             key = _answer_key(namespace, per_client)
             current, answer = cache.get_many(_generation_key(namespace), key)
             current = current or FIRST_GENERATION
-            if isinstance(answer, dict) and answer.get("generation") == current:
+            if _is_answer_of(answer, current):
                 body, status = answer["body"], "HIT"
             else:
                 body, status = json.dumps(schema.dump(handler(*args, **kwargs))), "MISS"
@@ -112,6 +112,15 @@ def cached_response(namespace: str, schema: Schema, per_client: bool = False) ->
         return cached_handler
 
     return decorator
+
+
+def _is_answer_of(answer: Any, generation: str) -> bool:
+    # Anything else in its place (written by something else) is a miss, and replaced.
+    return (
+        isinstance(answer, dict)
+        and answer.get("generation") == generation
+        and isinstance(answer.get("body"), str)
+    )
 
 
 def _skip_reloading_own_answers(schema: Schema) -> None:
@@ -189,8 +198,9 @@ class SafeRedisCache(RedisCache):
                 error,
             )
             return fallback
-        except ValueError:
-            # Not JSON: written by something else. A miss, not an error for the client.
+        except (ValueError, RecursionError):
+            # Not JSON, or nested too deep to read: written by something else. A miss,
+            # not an error for the client.
             return fallback
         return result
 

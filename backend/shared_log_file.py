@@ -35,11 +35,19 @@ class SharedRotatingFileHandler(WatchedFileHandler):
         return stream
 
     def emit(self, record: logging.LogRecord) -> None:
-        super().emit(record)
+        # Whatever fails here (a file that cannot be reopened, say) is reported on
+        # stderr by handleError, and never fails the request that logged.
         try:
-            if self.max_bytes and self.backup_count and self.stream.tell() >= self.max_bytes:
+            super().emit(record)
+            if (
+                self.max_bytes > 0
+                and self.backup_count > 0
+                and self.stream.tell() >= self.max_bytes
+            ):
                 self.rotate()
-        except OSError:
+        except RecursionError:
+            raise
+        except Exception:
             self.handleError(record)
 
     def rotate(self) -> None:

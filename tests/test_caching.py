@@ -284,3 +284,42 @@ def test_an_outdated_answer_is_replaced_not_kept_beside_the_new_one(make_app, au
     assert len(server.keys(config["CACHE_KEY_PREFIX"] + "items:answer:*")) == 1
     _status, cache_status, body = get(client, "/api/v1/items", auth_headers)
     assert (cache_status, body["total"]) == ("HIT", 3)
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        {"generation": "0", "body": 5},
+        {"generation": "0", "body": {"items": []}},
+        {"generation": "0"},
+        ["not", "an", "answer"],
+        "text",
+    ],
+)
+def test_a_cached_answer_of_the_wrong_shape_is_a_miss(make_app, auth_headers, planted):
+    from backend.caching import _answer_key
+    from backend.extensions import cache
+
+    app = make_app(CACHE_TYPE="SimpleCache")
+    client = app.test_client()
+    with app.test_request_context("/api/v1/items"):
+        cache.set(_answer_key("items", False), planted)
+
+    status, cache_status, body = get(client, "/api/v1/items", auth_headers)
+
+    assert (status, cache_status, body["total"]) == (200, "MISS", 0)
+    assert get(client, "/api/v1/items", auth_headers)[1] == "HIT"
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
+def test_json_nested_too_deep_to_read_is_a_miss(make_app, auth_headers):
+    import redis
+
+    config = redis_config()
+    client = make_app(**config).test_client()
+    server = redis.Redis.from_url(TEST_REDIS_URL)
+    server.set(config["CACHE_KEY_PREFIX"] + "items:generation", "[" * 100_000 + "]" * 100_000)
+
+    status, cache_status, body = get(client, "/api/v1/items", auth_headers)
+
+    assert (status, cache_status, body["total"]) == (200, "MISS", 0)

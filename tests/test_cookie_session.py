@@ -42,3 +42,22 @@ def test_a_forged_session_cookie_is_ignored(make_app):
     client.set_cookie("session", value[:-2] + ("AA" if not value.endswith("AA") else "BB"))
 
     assert client.get("/recall").json == {"word": None}
+
+
+def test_the_signature_is_checked_only_for_requests_that_send_a_cookie(make_app, monkeypatch):
+    app = make_app()
+    add_session_routes(app)
+    client = app.test_client()
+    client.post("/remember/hello")
+    built = []
+    make_serializer = app.session_interface.get_signing_serializer
+    monkeypatch.setattr(
+        app.session_interface,
+        "get_signing_serializer",
+        lambda app: built.append(1) or make_serializer(app),
+    )
+
+    app.test_client().get("/recall")
+    assert built == []
+    assert client.get("/recall").json == {"word": "hello"}
+    assert built == [1]

@@ -20,16 +20,19 @@ def all_lines(path: Path) -> list[str]:
     return [line for file in files for line in file.read_text().splitlines()]
 
 
-def write_lines(path: Path, writer: int, count: int) -> None:
-    logger = make_logger(path, max_bytes=20_000, backup_count=1000)
+def write_lines(logger: logging.Logger, writer: int, count: int) -> None:
     for number in range(count):
         logger.info("writer %d line %d %s", writer, number, "x" * (number % 300))
 
 
 def test_processes_writing_at_once_lose_split_and_double_no_line(tmp_path):
     path = tmp_path / "shared.log"
+    # Made and used before the fork, as in gunicorn's preloading master: the
+    # workers start with the master's open file.
+    logger = make_logger(path, max_bytes=20_000, backup_count=1000)
+    logger.info("before the fork")
     processes = [
-        multiprocessing.get_context("fork").Process(target=write_lines, args=(path, writer, 1500))
+        multiprocessing.get_context("fork").Process(target=write_lines, args=(logger, writer, 1500))
         for writer in range(4)
     ]
     for process in processes:
@@ -39,14 +42,17 @@ def test_processes_writing_at_once_lose_split_and_double_no_line(tmp_path):
         assert process.exitcode == 0
 
     lines = all_lines(path)
-    expected = {
+    expected = {"before the fork"} | {
         f"writer {writer} line {number} {'x' * (number % 300)}"
         for writer in range(4)
         for number in range(1500)
     }
     assert len(lines) == len(expected)
     assert set(lines) == expected
-    assert len(list(tmp_path.glob("shared.log.*[0-9]"))) > 10  # it did rotate, often
+    backups = list(tmp_path.glob("shared.log.[0-9]*"))
+    assert len(backups) > 10  # it did rotate, often
+    # Only a full file is rotated, however many processes found it full at once.
+    assert all(backup.stat().st_size >= 20_000 for backup in backups)
 
 
 def test_rotation_keeps_backup_count_files_of_about_max_bytes(tmp_path):
@@ -83,6 +89,25 @@ def test_no_file_is_made_before_the_first_line(tmp_path):
     make_logger(tmp_path / "quiet.log", max_bytes=1000, backup_count=2)
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_log_file_that_cannot_be_opened_does_not_fail_the_caller(tmp_path, capsys):
+    path = tmp_path / "gone" / "app.log"
+    logger = make_logger(path, max_bytes=1000, backup_count=2)
+
+    logger.error("nowhere to go")  # the directory does not exist
+
+    assert "FileNotFoundError" in capsys.readouterr().err  # reported, as logging does
+
+
+def test_a_zero_size_or_count_leaves_rotation_to_logrotate(tmp_path):
+    for max_bytes, backup_count in ((0, 5), (1000, 0)):
+        path = tmp_path / f"{max_bytes}-{backup_count}.log"
+        logger = make_logger(path, max_bytes, backup_count)
+        for number in range(100):
+            logger.info("line %03d %s", number, "w" * 40)
+        assert path.stat().st_size > 4000
+        assert list(tmp_path.glob(f"{path.name}.*")) == []
 
 
 def test_text_that_is_not_valid_unicode_is_written_escaped(tmp_path):
