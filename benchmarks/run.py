@@ -364,7 +364,7 @@ def benchmark(options: Options, workdir: Path, cleanup: contextlib.ExitStack) ->
         "BASELINE_PASSWORD_HASH_METHOD": password_hash["method"],
     }
     progress(f"layers: each piece of a request, {options.layer_calls} calls, in one process")
-    layers = price_layers(template_env | baseline_env, options.layer_calls, options.users)
+    layers = price_layers(template_env, options.layer_calls, options.users)
     progress("starting the template and the baseline under gunicorn")
     servers = make_servers(workdir, template_env, baseline_env)
     for server in servers:
