@@ -2,7 +2,7 @@
 
 import importlib
 
-from flask import Flask
+from flask import Flask, Response, request
 
 from backend.api_docs import init_api_docs
 from backend.auth import init_auth
@@ -13,6 +13,7 @@ from backend.database import init_database
 from backend.errors import register_error_handlers
 from backend.extensions import cors, rebar
 from backend.health import health
+from backend.http_rules import init_http_rules
 from backend.log_setup import configure_logging
 from backend.scheduler import init_scheduler
 from backend.url_converters import IdConverter
@@ -30,6 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.session_interface = CookieSessionOnDemand()
     load_config(app, config)
     configure_logging(app)
+    init_http_rules(app)  # before any route: it sets how the URL map matches them
     init_database(app)
     init_cache(app)
     init_scheduler(app)
@@ -47,7 +49,18 @@ def init_cors(app: Flask) -> None:
         resources={r"/api/*": {"origins": app.config["ALLOWED_ORIGINS"]}},
         allow_headers=["Content-Type", app.config["AUTH_HEADER"]],
         expose_headers=["Location"],
+        # Only requests from a browser (with an Origin) get CORS headers.
+        always_send=False,
     )
+    if app.config["ALLOWED_ORIGINS"]:
+        app.after_request(vary_on_origin)
+
+
+def vary_on_origin(response: Response) -> Response:
+    """Caches must not hand an answer made without CORS headers to a browser's request."""
+    if request.path.startswith("/api/"):
+        response.vary.add("Origin")
+    return response
 
 
 def register_api(app: Flask) -> None:

@@ -5,7 +5,8 @@ Precedence, lowest first:
     backend/config.py        optional, gitignored; copy config.example.py (or name
                              another file in BACKEND_CONFIG_FILE)
     FLASK_<KEY> variables    values parsed as JSON when they are JSON
-    DATABASE_URL variable    the usual name hosting platforms set
+    ENVIRONMENT, DATABASE_URL  the bare names hosting platforms set; ENVIRONMENT and
+                             FLASK_ENVIRONMENT must agree when both are set
     create_app(config)       the dict tests pass
 
 A bad setting stops the process with one line on stderr naming the key, rather
@@ -32,6 +33,7 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     config_file = os.environ.get("BACKEND_CONFIG_FILE", Path(app.root_path) / "config.py")
     app.config.from_pyfile(config_file, silent=True)
     app.config.from_prefixed_env("FLASK")
+    _read_environment_variable(app.config)
     if os.environ.get("DATABASE_URL"):
         app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
     app.config.update(overrides or {})
@@ -42,6 +44,18 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     app.config["AUTH_DISABLED"] = (
         bool(app.config["AUTH_DISABLED"]) and app.config["ENVIRONMENT"] == "development"
     )
+
+
+def _read_environment_variable(config: dict) -> None:
+    bare, prefixed = os.environ.get("ENVIRONMENT"), os.environ.get("FLASK_ENVIRONMENT")
+    if bare and prefixed and bare != prefixed:
+        # Whichever won, a deploy meant as production could run as development.
+        raise ConfigError(
+            f"Config error: ENVIRONMENT is {bare!r} but FLASK_ENVIRONMENT is {prefixed!r}; "
+            "set one of them."
+        )
+    if bare:
+        config["ENVIRONMENT"] = bare
 
 
 def _database_uri(uri: str | None) -> str:

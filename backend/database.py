@@ -3,12 +3,12 @@
 import time
 from datetime import UTC, datetime
 
-from flask import Flask
-from sqlalchemy import DateTime, Engine, event
+from flask import Flask, abort
+from sqlalchemy import DateTime, Engine, delete, event, inspect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.extensions import db, migrate
+from backend.extensions import Model, db, migrate
 
 # A pooled connection idle for longer than this is checked before use: the database may
 # have restarted meanwhile. A busy worker's connections skip the round trip.
@@ -31,12 +31,13 @@ def init_database(app: Flask) -> None:
 
 
 def _engine_options(config: dict) -> dict:
+    # Error messages (and so logged tracebacks) leave out the statement's values:
+    # they are what clients sent, password hashes included.
+    options: dict = {"hide_parameters": True}
     if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        return {
-            # An unreachable server becomes a 503 within seconds, not a hang.
-            "connect_args": {"connect_timeout": config["DATABASE_CONNECT_TIMEOUT"]},
-        }
-    return {}
+        # An unreachable server becomes a 503 within seconds, not a hang.
+        options["connect_args"] = {"connect_timeout": config["DATABASE_CONNECT_TIMEOUT"]}
+    return options
 
 
 def _ping_idle_connections(engine: Engine) -> None:
@@ -65,6 +66,19 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     # Readers no longer block the writer when several workers share the file.
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.close()
+
+
+def delete_or_404(model: type[Model], id: int, description: str) -> None:
+    """Deletes and commits a row in one statement, or answers 404 with the description.
+
+    Of two requests racing to delete the same row, one deletes it and the other gets
+    the 404, on every database. The database's own ON DELETE rules apply.
+    """
+    key = inspect(model).primary_key[0]
+    deleted = db.session.scalar(delete(model).where(key == id).returning(key))
+    if deleted is None:
+        abort(404, description=description)
+    db.session.commit()
 
 
 def utcnow() -> datetime:

@@ -13,19 +13,31 @@ Who answers what:
                                             wrong method 405, body too large 413, ...
     sqlalchemy.exc.IntegrityError          409: a write broke a constraint, e.g. two requests
                                             racing to register one email
+    sqlalchemy.orm.exc.StaleDataError      404: the row was deleted by a request that raced
+                                            this one (an UPDATE found no row to change)
     sqlalchemy.exc.OperationalError,       503: the database is unreachable; the next request
-      InterfaceError                        reconnects by itself
+      InterfaceError                        reconnects by itself. A deadlock or serialization
+                                            failure between racing writes is a 409 instead
     any other Exception                    500 {"message": "Internal Server Error"}; the
                                             traceback goes to the log only
 
-Rebar registers handlers for its own errors and for 400, 404 and 405; this module adds the rest.
+Rebar registers handlers for its own errors and for 400, 404 and 405; this module replaces
+them and adds the rest. Error bodies stay small whatever the client sent: at most
+`MAX_FIELD_ERRORS` field errors per level, each name and message cut at `MAX_ERROR_TEXT`.
+Log lines name the constraint or the first line of a database error, never the values
+(PostgreSQL's DETAIL repeats them, and SQLAlchemy's parameters are hidden).
 """
 
 import logging
+import traceback
+from typing import Any
 
 from flask import Flask, Response, jsonify
+from flask_rebar.errors import HttpJsonError
+from flask_rebar.messages import ErrorMessage
 from marshmallow import INCLUDE, Schema, fields
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from backend.extensions import db
@@ -34,6 +46,10 @@ logger = logging.getLogger(__name__)
 
 # Seconds a client should wait before retrying while the database is down.
 RETRY_AFTER_SECONDS = 5
+MAX_FIELD_ERRORS = 20
+MAX_ERROR_TEXT = 200
+# PostgreSQL's codes for a deadlock and a serialization failure: retrying succeeds.
+RACE_CODES = ("40P01", "40001")
 
 
 class ErrorSchema(Schema):
@@ -64,8 +80,10 @@ def register_error_handlers(app: Flask) -> None:
     # drop headers such as Allow) and its generic 500 handler.
     for status in (400, 404, 405):
         app.register_error_handler(status, handle_http_exception)
+    app.register_error_handler(HttpJsonError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(IntegrityError, handle_integrity_error)
+    app.register_error_handler(StaleDataError, handle_row_gone)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(InterfaceError, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected_error)
@@ -86,22 +104,76 @@ def handle_http_exception(error: HTTPException) -> Response:
     return response
 
 
+def handle_api_error(error: HttpJsonError) -> Response:
+    message = error.error_message
+    if isinstance(message, ErrorMessage):
+        message = message.message
+    extra = dict(error.additional_data or {})
+    if isinstance(extra.get("errors"), dict):
+        extra["errors"] = _capped(extra["errors"])
+    return json_error(message, error.http_status_code, **extra)
+
+
+def _capped(problems: dict) -> dict[str, Any]:
+    """The client chose the field names (unknown fields are echoed), and how many."""
+    capped: dict[str, Any] = {}
+    for name, problem in list(problems.items())[:MAX_FIELD_ERRORS]:
+        if isinstance(problem, dict):
+            problem = _capped(problem)
+        elif isinstance(problem, str):
+            problem = problem[:MAX_ERROR_TEXT]
+        capped[str(name)[:MAX_ERROR_TEXT]] = problem
+    if len(problems) > MAX_FIELD_ERRORS:
+        capped["..."] = f"{len(problems) - MAX_FIELD_ERRORS} more errors not shown."
+    return capped
+
+
 def handle_integrity_error(error: IntegrityError) -> Response:
     db.session.rollback()
-    logger.warning("Integrity error: %s", error.orig)
+    logger.warning("Integrity error: %s", database_problem(error))
     return json_error("The request conflicts with data already stored.", 409)
+
+
+def handle_row_gone(error: StaleDataError) -> Response:
+    db.session.rollback()
+    return json_error("Not found: it was deleted while this request was handled.", 404)
 
 
 def handle_database_unavailable(error: OperationalError | InterfaceError) -> Response:
     db.session.rollback()
+    if getattr(error.orig, "pgcode", None) in RACE_CODES:
+        logger.warning("Write conflict: %s", database_problem(error))
+        response = json_error("The request conflicted with another one; try again.", 409)
+        response.headers["Retry-After"] = "1"
+        return response
     # One line, not a traceback per request, while the database is down.
-    first_line = (str(error.orig).strip().splitlines() or [repr(error.orig)])[0]
-    logger.error("Database unavailable: %s", first_line)
+    logger.error("Database unavailable: %s", database_problem(error))
     response = json_error("The database is unavailable; try again shortly.", 503)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
+def database_problem(error: DBAPIError) -> str:
+    """What went wrong without the values: PostgreSQL's DETAIL line would repeat them."""
+    diagnostics = getattr(error.orig, "diag", None)
+    primary = getattr(diagnostics, "message_primary", None)
+    if primary:
+        return primary
+    return (str(error.orig).strip().splitlines() or [type(error.orig).__name__])[0]
+
+
 def handle_unexpected_error(error: Exception) -> Response:
-    logger.exception("Unhandled exception")
+    if isinstance(error, DBAPIError):
+        db.session.rollback()
+        # The driver's message can quote what was sent (PostgreSQL's "LINE 1: ..." shows
+        # the statement with its values): the error's type, code and statement instead.
+        logger.error(
+            "Unhandled database error %s (SQLSTATE %s) in: %s\n%s",
+            type(error.orig).__name__,
+            getattr(error.orig, "pgcode", None) or "-",
+            error.statement,
+            "".join(traceback.format_tb(error.__traceback__)),
+        )
+    else:
+        logger.exception("Unhandled exception")
     return json_error("Internal Server Error", 500)

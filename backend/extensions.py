@@ -28,7 +28,9 @@ class Model(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Model)
+# What a handler committed stays readable without a query: a row that a racing request
+# deletes right after the commit cannot turn a successful write into an error.
+db = SQLAlchemy(model_class=Model, session_options={"expire_on_commit": False})
 migrate = Migrate()
 cache = Cache()
 cors = CORS()

@@ -4,6 +4,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from backend.errors import RETRY_AFTER_SECONDS
 from backend.extensions import db
 
 health = Blueprint("health", __name__)
@@ -19,5 +20,6 @@ def check_health() -> tuple[Response, int]:
         body = jsonify(
             message="The database is unreachable.", status="unavailable", database="unreachable"
         )
+        body.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return body, 503
     return jsonify(status="ok", database="ok"), 200

@@ -4,10 +4,14 @@
     datetime | level | location_in_code | method | path | query_params | status | description
 
 Fields that have no value (outside a request, say) are "-". Every request gets one
-line with its status and duration. Control characters from requests are escaped
-and tracebacks are indented beneath their line, so every line that starts at the
-left margin is one whole event that no client can forge. Query values whose key
-looks secret are replaced by "***"; headers and bodies are never logged.
+line with its status and duration. Control characters are escaped, and so is the
+separator ("|" becomes "\\|"), so a line always splits into exactly these fields;
+tracebacks and the further lines of a message are indented beneath their line, so
+every line that starts at the left margin is one whole event that no client can
+forge. The query shows each parameter's value only for names in LOG_QUERY_VALUES,
+"***" for every other value, and "***" for a name that is not a plain word:
+secrets come under too many names and spellings to recognise them. Headers and
+bodies are never logged, and Python's warnings come through the same format.
 
 Every gunicorn worker appends to the same file, which one of them rotates when it is
 full (backend/shared_log_file.py): no line is lost or interleaved, and writing one
@@ -19,10 +23,10 @@ import re
 import sys
 import time
 from pathlib import Path
-from urllib.parse import unquote_plus
 
 from flask import Flask, Response, g, has_request_context, request
 
+from backend import settings
 from backend.shared_log_file import SharedRotatingFileHandler
 
 logger = logging.getLogger(__name__)
@@ -33,11 +37,14 @@ LOG_FORMAT = (
 )
 EMPTY = "-"
 REDACTED = "***"
-SECRET_QUERY_KEY = re.compile(r"pass|pwd|token|key|secret|auth|signature", re.IGNORECASE)
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]{1,64}")
 # Terminal colour codes, which the development server puts in its messages.
 COLOUR_CODES = re.compile(r"\x1b\[[0-9;]*m")
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-READABLE_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+ESCAPED = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029|]")
+READABLE_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "|": "\\|"}
+
+# Logging is set up once per process, and so is this: gunicorn's own messages use it too.
+query_values_shown = frozenset(settings.LOG_QUERY_VALUES)
 
 
 def configure_logging(app: Flask) -> None:
@@ -55,6 +62,9 @@ def configure_logging(app: Flask) -> None:
         handler.addFilter(RequestFields())
         root.addHandler(handler)
     root.setLevel(app.config["LOG_LEVEL"])
+    logging.captureWarnings(True)
+    global query_values_shown
+    query_values_shown = frozenset(app.config["LOG_QUERY_VALUES"])
 
     # The request line below replaces the development server's access log.
     logging.getLogger("werkzeug").addFilter(_drop_access_lines)
@@ -77,7 +87,7 @@ def _start_timer() -> None:
 
 def log_request(response: Response) -> Response:
     elapsed_ms = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
-    logger.info("%.1f ms", elapsed_ms, extra={"status": response.status})
+    logger.info("%.1f ms", elapsed_ms, extra={"status": escape(response.status)})
     return response
 
 
@@ -87,7 +97,7 @@ def _drop_access_lines(record: logging.LogRecord) -> bool:
 
 
 def escape(text: str) -> str:
-    return CONTROL_CHARACTERS.sub(
+    return ESCAPED.sub(
         lambda match: READABLE_ESCAPES.get(match.group(), f"\\x{ord(match.group()):02x}"),
         COLOUR_CODES.sub("", text),
     )
@@ -96,10 +106,12 @@ def escape(text: str) -> str:
 def redact_query(query_string: str) -> str:
     pairs = []
     for pair in query_string.split("&"):
-        key, separator, _value = pair.partition("=")
-        if separator and SECRET_QUERY_KEY.search(unquote_plus(key)):
-            pair = f"{key}={REDACTED}"
-        pairs.append(pair)
+        name, separator, value = pair.partition("=")
+        if not PLAIN_NAME.fullmatch(name):
+            name = REDACTED
+        if separator and name not in query_values_shown:
+            value = REDACTED
+        pairs.append(f"{name}{separator}{value}")
     return "&".join(pairs)
 
 
@@ -129,9 +141,12 @@ class OneLineFormatter(logging.Formatter):
         made = record.__dict__.get("one_line")
         if made is not None and made[0] == self._fmt:
             return made[1]
-        record.message = escape(record.getMessage())
+        first_line, *more_lines = record.getMessage().rstrip("\n").split("\n")
+        record.message = escape(first_line)
         record.asctime = self.formatTime(record, self.datefmt)
         line = self.formatMessage(record)
+        if more_lines:
+            line += "\n" + _indent("\n".join(more_lines))
         if record.exc_info or record.exc_text:
             # Another handler may have formatted (and cached) the traceback already.
             line += "\n" + _indent(record.exc_text or self.formatException(record.exc_info))
@@ -142,4 +157,4 @@ class OneLineFormatter(logging.Formatter):
 
 
 def _indent(text: str) -> str:
-    return "\n".join("    " + escape(line) for line in text.splitlines())
+    return "\n".join("    " + escape(line) for line in text.rstrip("\n").split("\n"))

@@ -6,6 +6,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from sqlalchemy import Select, func, select
 
 from backend.extensions import db
+from backend.fields import Integer
 
 MAX_LIMIT = 100
 MAX_OFFSET = 2**31 - 1
@@ -16,8 +17,8 @@ class PageQuerySchema(Schema):
         # Unknown query parameters are ignored; the request log still shows them.
         unknown = EXCLUDE
 
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
+    limit = Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT))
+    offset = Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
 
 
 class PageSchema(Schema):

@@ -43,6 +43,8 @@ ALLOWED_ORIGINS: list[str] = []
 # Rotating log file shared by every worker; None logs to the console only.
 LOG_FILE: str | None = "logs/backend.log"
 LOG_LEVEL = "INFO"
+# Query parameters whose values the log shows; every other value is "***".
+LOG_QUERY_VALUES = ["limit", "offset"]
 # Rotated at this size, keeping this many old files; either at 0 leaves it to logrotate.
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUP_COUNT = 5
@@ -52,6 +54,8 @@ LOG_BACKUP_COUNT = 5
 # NullCache turns caching off. See backend/caching.py.
 CACHE_TYPE = "SimpleCache"
 CACHE_REDIS_URL: str | None = None
+# NullCache is a deliberate choice here: no warning from Flask-Caching about it.
+CACHE_NO_NULL_WARNING = True
 # Seconds an entry lives: also the longest a write made while Redis was unreachable
 # can leave an answer stale once Redis is back.
 CACHE_DEFAULT_TIMEOUT = 30

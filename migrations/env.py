@@ -2,6 +2,10 @@ import logging
 
 from alembic import context
 from flask import current_app
+from sqlalchemy.exc import OperationalError
+
+from backend.config_loading import ConfigError
+from backend.errors import database_problem
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -85,7 +89,16 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    try:
+        connection = connectable.connect()
+    except OperationalError as error:
+        # One line naming what to check, instead of a traceback of the driver's internals.
+        url = connectable.url.render_as_string(hide_password=True)
+        raise ConfigError(
+            f"Cannot connect to the database at {url}: {database_problem(error)}. "
+            "Check DATABASE_URL (or SQLALCHEMY_DATABASE_URI) and that the server is running."
+        ) from None
+    with connection:
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

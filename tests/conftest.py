@@ -26,7 +26,6 @@ PRODUCTION = {
     "SECRET_KEY": "s" * 32,
     "AUTH_KEY": "a" * 32,
     "CACHE_TYPE": "NullCache",
-    "CACHE_NO_NULL_WARNING": True,
 }
 
 

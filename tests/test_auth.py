@@ -164,7 +164,7 @@ def test_cors_preflight_from_allowed_origin_needs_no_key(client):
         },
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     allowed = response.headers["Access-Control-Allow-Headers"].lower()
     assert "x-auth-api-key" in allowed and "content-type" in allowed
@@ -189,3 +189,10 @@ def test_cors_gives_other_origins_nothing(client, auth_headers):
 
     assert "Access-Control-Allow-Origin" not in preflight.headers
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_cors_headers_only_for_browsers_and_caches_told_answers_vary(client, auth_headers):
+    response = client.get("/api/v1/users", headers=auth_headers)
+
+    assert not [name for name, _ in response.headers if name.startswith("Access-Control")]
+    assert "Origin" in response.vary

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backend import create_app
+from backend import create_app, settings
 from backend.config_loading import ConfigError
 from tests.conftest import PRODUCTION, make_config
 
@@ -15,11 +15,15 @@ PROJECT_ROOT = Path(__file__).parent.parent
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    """No FLASK_* or DATABASE_URL from the shell running the tests."""
+    """No FLASK_*, ENVIRONMENT or DATABASE_URL from the shell running the tests."""
     import os
 
     for name in list(os.environ):
-        if name.startswith("FLASK_") or name in {"DATABASE_URL", "BACKEND_CONFIG_FILE"}:
+        if name.startswith("FLASK_") or name in {
+            "DATABASE_URL",
+            "BACKEND_CONFIG_FILE",
+            "ENVIRONMENT",
+        }:
             monkeypatch.delenv(name)
     monkeypatch.setenv("BACKEND_CONFIG_FILE", "/nonexistent/config.py")
     return monkeypatch
@@ -133,3 +137,33 @@ def test_unknown_environment_is_refused():
 def test_malformed_api_clients_are_refused(clients):
     with pytest.raises(ConfigError, match="API_CLIENTS"):
         create_app(make_config(API_CLIENTS=clients))
+
+
+def test_bare_environment_variable_is_read_like_the_prefixed_one(clean_env):
+    clean_env.setenv("ENVIRONMENT", "production")
+    with pytest.raises(ConfigError, match="SECRET_KEY is missing or still the development"):
+        create_app()
+
+    clean_env.setenv("FLASK_ENVIRONMENT", "production")
+    with pytest.raises(ConfigError, match="SECRET_KEY is missing or still the development"):
+        create_app()
+
+
+def test_environment_variables_that_disagree_are_refused(clean_env):
+    clean_env.setenv("ENVIRONMENT", "production")
+    clean_env.setenv("FLASK_ENVIRONMENT", "development")
+    with pytest.raises(ConfigError, match="ENVIRONMENT is 'production' but FLASK_ENVIRONMENT"):
+        create_app()
+
+
+def test_config_example_copied_unchanged_changes_nothing(clean_env):
+    clean_env.setenv("BACKEND_CONFIG_FILE", str(PROJECT_ROOT / "config.example.py"))
+    clean_env.setenv("FLASK_LOG_FILE", "null")
+
+    app = create_app()
+    assert app.config["JOBS"] == settings.JOBS
+    assert app.config["SECRET_KEY"] == settings.SECRET_KEY
+
+    clean_env.setenv("ENVIRONMENT", "production")
+    with pytest.raises(ConfigError, match="SECRET_KEY is missing or still the development"):
+        create_app()

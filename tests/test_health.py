@@ -13,6 +13,7 @@ def test_health_is_503_when_database_is_unreachable(make_app):
     response = client.get("/health")
 
     assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
     assert response.json == {
         "message": "The database is unreachable.",
         "status": "unavailable",

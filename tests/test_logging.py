@@ -1,15 +1,19 @@
 """The log format, one line per event, escaping, redaction, and the shared rotating file."""
 
 import logging
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
 from backend.log_setup import escape, redact_query
 
+FIELD = r"(?:(?! \| ).)+"
 LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \| (DEBUG|INFO|WARNING|ERROR|CRITICAL) \| \S+::\d+"
-    r" \| \S+ \| \S+ \| \S+ \| (-|\d{3} [A-Z ]+) \| .*$"
+    rf" \| {FIELD} \| {FIELD} \| {FIELD} \| (-|\d{{3}} [A-Z ]+) \| .*$"
 )
 
 
@@ -94,12 +98,40 @@ def test_request_data_cannot_forge_a_line(logged_app):
     client = logged_app.test_client()
     forged = "\n2020-01-01 00:00:00,000 | INFO | fake::1 | GET | / | - | 200 OK | forged"
     client.get("/nowhere%0A2020-01-01?q=" + forged.replace("\n", "%0A").replace(" ", "+"))
-    logging.getLogger("backend").warning("message with\nnewline\rand\x1bescape")
+    client.get("/x | - | 200 OK | 1.0 ms")
+    logging.getLogger("backend").warning("message with\nnewline\rand\x1bescape | 200 OK")
 
     lines = log_lines(logged_app)
-    assert all(LINE.match(line) for line in lines)
+    events = [line for line in lines if not line.startswith("    ")]
+    assert all(LINE.match(line) for line in events)
     assert not any(line.startswith("2020-01-01") for line in lines)
-    assert any(line.endswith("message with\\nnewline\\rand\\x1bescape") for line in lines)
+    # Every event splits into exactly the eight documented fields.
+    assert all(len(line.split(" | ")) == 8 for line in events)
+    [faked] = [line.split(" | ") for line in events if "/x" in line]
+    assert faked[4] == "/x \\| - \\| 200 OK \\| 1.0 ms" and faked[6].startswith("404")
+    at = next(i for i, line in enumerate(lines) if line.endswith("| message with"))
+    assert lines[at + 1] == "    newline\\rand\\x1bescape \\| 200 OK"
+
+
+def test_python_warnings_are_logged_in_the_format_and_null_cache_warns_not():
+    # In a process of its own: pytest records the warnings raised in tests.
+    script = (
+        "import warnings; from backend import create_app; from tests.conftest import PRODUCTION;"
+        "create_app({**PRODUCTION, 'LOG_FILE': None,"
+        " 'SQLALCHEMY_DATABASE_URI': 'sqlite://'});"
+        "warnings.warn('a library complains', stacklevel=1)"
+    )
+    env = {**os.environ, "BACKEND_CONFIG_FILE": "/nonexistent/config.py"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+
+    lines = result.stderr.splitlines()
+    assert result.returncode == 0 and lines, result.stderr
+    assert all(LINE.match(line) for line in lines if not line.startswith("    ")), lines
+    # The only warning is this one: production's NullCache is deliberate, not warned about.
+    [warning] = [line for line in lines if "Warning" in line]
+    assert " | WARNING | py.warnings." in warning and "a library complains" in warning
 
 
 def test_traceback_stays_indented_under_its_line(logged_app):
@@ -131,9 +163,12 @@ def test_development_server_access_lines_are_dropped(logged_app):
     werkzeug.info('127.0.0.1 - - [21/Nov/2026 10:00:00] "GET / HTTP/1.1" 200 -')
     werkzeug.info(" * Running on http://127.0.0.1:5000")
 
-    text = "\n".join(log_lines(logged_app))
-    assert "GET / HTTP/1.1" not in text
-    assert "Running on http://127.0.0.1:5000" in text
+    werkzeug.info(" * Debugger is active!\nPress CTRL+C to quit")
+
+    lines = log_lines(logged_app)
+    assert "GET / HTTP/1.1" not in "\n".join(lines)
+    assert any(line.endswith(" * Running on http://127.0.0.1:5000") for line in lines)
+    assert lines[-1] == "    Press CTRL+C to quit"
 
 
 @pytest.mark.parametrize(
@@ -142,7 +177,11 @@ def test_development_server_access_lines_are_dropped(logged_app):
         ("limit=2", "limit=2"),
         ("secret=x&offset=1", "secret=***&offset=1"),
         ("flag&passwd=x", "flag&passwd=***"),
-        ("my%5Ftoken=x", "my%5Ftoken=***"),
+        ("my%5Ftoken=x", "***=***"),
+        ("p+w+d=hunter2", "***=***"),
+        ("x=1&password%3Dhunter2", "x=***&***"),
+        ("name=Ada&pw=hunter2", "name=***&pw=***"),
+        ("limit=5&limit=6&LIMIT=7", "limit=5&limit=6&LIMIT=***"),
     ],
 )
 def test_redact_query(query, logged):
@@ -150,6 +189,35 @@ def test_redact_query(query, logged):
 
 
 def test_escape_keeps_text_and_escapes_controls():
-    assert escape("café | ok") == "café | ok"
+    assert escape("café | ok") == "café \\| ok"
     assert escape("a\tb\x00\u2028") == "a\\tb\\x00\\x2028"
     assert escape("\x1b[31mred\x1b[0m \x1b]0;title") == "red \\x1b]0;title"
+
+
+def test_database_errors_log_no_values(logged_app, monkeypatch):
+    from sqlalchemy import text
+
+    from backend.extensions import db
+    from backend.features.users import handlers
+
+    def failing_statement() -> str:
+        # Built here, so that the traceback's copy of this line does not hold the value.
+        secret = "".join(["hunter", "2-param"])
+        db.session.execute(text("SELECT no_such_function(:secret)"), {"secret": secret})
+        return "unreachable"
+
+    logged_app.add_url_rule("/failing", view_func=failing_statement)
+    client = logged_app.test_client()
+    assert client.get("/failing").status_code in (500, 503)
+
+    # Two requests racing to register one email: the second meets the unique constraint.
+    monkeypatch.setattr(handlers, "_ensure_email_free", lambda email: None)
+    headers = {logged_app.config["AUTH_HEADER"]: logged_app.config["AUTH_KEY"]}
+    body = {"email": "racer@example.com", "name": "Racer", "password": "hunter2-password"}
+    assert client.post("/api/v1/users", json=body, headers=headers).status_code == 201
+    assert client.post("/api/v1/users", json=body, headers=headers).status_code == 409
+
+    text_logged = "\n".join(log_lines(logged_app))
+    assert "Integrity error: " in text_logged
+    for secret in ("hunter2", "racer@example.com", "pbkdf2:", "scrypt:"):
+        assert secret not in text_logged

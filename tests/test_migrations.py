@@ -1,5 +1,10 @@
 """The migration history builds, removes and rebuilds the schema, with no drift from the models."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import flask_migrate
 import pytest
 from sqlalchemy import inspect
@@ -50,3 +55,29 @@ def test_check_detects_a_model_change_without_migration(migrated_app):
         assert drift.value.code != 0
     finally:
         db.metadata.remove(extra)
+
+
+def test_upgrade_against_an_unreachable_database_says_so_in_one_line(tmp_path):
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("FLASK_") and name != "ENVIRONMENT"
+    }
+    env["BACKEND_CONFIG_FILE"] = str(tmp_path / "none.py")
+    env["FLASK_LOG_FILE"] = "null"
+    env["DATABASE_URL"] = "postgresql://someone:pa55word@127.0.0.1:1/backend"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "flask"), "db", "upgrade"],
+        cwd=Path(__file__).parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Cannot connect to the database at postgresql://someone:***@127.0.0.1:1/backend: "
+        'connection to server at "127.0.0.1", port 1 failed: Connection refused. '
+        "Check DATABASE_URL (or SQLALCHEMY_DATABASE_URI) and that the server is running."
+    ]

@@ -30,7 +30,13 @@ AUTH_HEADER = "X-AUTH-API-KEY"
 AUTH_KEY = "integration-" + secrets.token_hex(16)
 SECRET_KEY = "integration-" + secrets.token_hex(16)
 # Variables that would leak the caller's configuration into the servers under test.
-INHERITED_CONFIG = ("DATABASE_URL", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS", "BACKEND_CONFIG_FILE")
+INHERITED_CONFIG = (
+    "DATABASE_URL",
+    "ENVIRONMENT",
+    "WEB_CONCURRENCY",
+    "GUNICORN_CMD_ARGS",
+    "BACKEND_CONFIG_FILE",
+)
 
 
 def free_port() -> int:

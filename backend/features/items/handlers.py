@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from backend.auth import requires_scope
 from backend.caching import cached_response, generation, invalidate
+from backend.database import delete_or_404
 from backend.errors import with_errors
 from backend.extensions import cache, db, registry
 from backend.features.items.models import Item
@@ -152,7 +153,6 @@ def update_item(item_id: int) -> Item:
 )
 def delete_item(item_id: int) -> tuple[None, int]:
     """Delete an item."""
-    db.session.delete(_get_item_or_404(item_id))
-    db.session.commit()
+    delete_or_404(Item, item_id, f"Item {item_id} not found.")
     invalidate("items")
     return None, 204

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from backend.auth import requires_scope
 from backend.caching import invalidate
+from backend.database import delete_or_404
 from backend.errors import with_errors
 from backend.extensions import db, registry
 from backend.features.users.models import User
@@ -109,8 +110,7 @@ def update_user(user_id: int) -> User:
 )
 def delete_user(user_id: int) -> tuple[None, int]:
     """Delete a user and, with them, their items."""
-    db.session.delete(get_user_or_404(user_id))
-    db.session.commit()
+    delete_or_404(User, user_id, f"User {user_id} not found.")
     # The database deleted the user's items too (ON DELETE CASCADE).
     invalidate("items")
     return None, 204

@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from marshmallow import Schema, fields, post_load, validate
+from marshmallow import Schema, fields, validate
 
-from backend.fields import UTCDateTime
+from backend.fields import Email, UTCDateTime
 from backend.pagination import PageSchema
 
 
@@ -27,17 +27,11 @@ class UserPageSchema(PageSchema):
 class CreateUserSchema(Schema):
     """A new user; the email is stored lowercased."""
 
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = Email(required=True, validate=validate.Length(max=254))
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     password = fields.String(
         required=True, load_only=True, validate=validate.Length(min=8, max=128)
     )
-
-    @post_load
-    def lowercase_email(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
-        if "email" in data:
-            data["email"] = data["email"].lower()
-        return data
 
 
 class UpdateUserSchema(CreateUserSchema):
