@@ -18,15 +18,17 @@ import time
 from collections.abc import Callable
 from itertools import cycle
 
-from flask import Flask
+from flask import Flask, request
 from sqlalchemy import select
 from werkzeug.test import EnvironBuilder
 
 from backend import create_app
+from backend.app import vary_on_origin
 from backend.auth import requires_scope
 from backend.extensions import cache, db
 from backend.features.users.models import User
 from backend.features.users.schemas import UserPageSchema, UserSchema
+from backend.http_rules import no_content_type_without_content, reject_unstorable_query
 from backend.pagination import PageQuerySchema, paginate
 from benchmarks import baseline_app
 
@@ -161,6 +163,24 @@ def measure(calls: int, users: int) -> list[dict[str, object]]:
             cpu_ms(calls, lambda: request_logger.info("1.0 ms", extra={"status": "200 OK"})),
             None,
             "console + shared file",
+        )
+        line("  query check for NUL characters", cpu_ms(calls, reject_unstorable_query))
+        answer = app.response_class(b"{}", mimetype="application/json")
+
+        def after_every_request() -> None:
+            no_content_type_without_content(answer)
+            vary_on_origin(answer)
+
+        line("  empty-answer and Vary: Origin hooks", cpu_ms(calls, after_every_request))
+
+    new_user = {"email": "ada@example.com", "name": "Ada Lovelace", "password": "correct horse"}
+    with app.test_request_context("/api/v1/users", method="POST", json=new_user):
+        request.get_data()  # read once and kept, as a request does
+        line(
+            "  JSON body: parse + checks",
+            cpu_ms(calls, lambda: request.get_json(cache=False)),
+            cpu_ms(calls, lambda: json.loads(request.get_data())),
+            "a new user / json.loads alone",
         )
     return lines
 
