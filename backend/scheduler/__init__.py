@@ -6,7 +6,7 @@ Flask-APScheduler and APScheduler, with four additions:
   migration), shared by every worker and host, and survive restarts.
 - One instance at a time is the leader and runs jobs (leader.py: a lease row in the
   database). The others keep their scheduler paused, which still lets them add or
-  change jobs in the shared store, from the HTTP API or the CLI.
+  change jobs in the shared store from the HTTP API (http_api.py).
 - Every scheduled run time is claimed in `job_runs` before it runs (runs.py): the
   unique (job_id, scheduled_run_time) makes a second claim fail, so no time runs
   twice, even with two leaders. Outcomes, errors included, are recorded there.
@@ -23,23 +23,26 @@ import atexit
 import logging
 import os
 import socket
+import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import click
 from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from flask import Flask
 from flask.helpers import get_debug_flag
 from flask_apscheduler import APScheduler
+from sqlalchemy import select
 from werkzeug.serving import is_running_from_reloader
 
 from backend.config_loading import ConfigError
 from backend.extensions import db
-from backend.scheduler import http_api
 from backend.scheduler.cli import scheduler_cli
 from backend.scheduler.config_jobs import sync_config_jobs
+from backend.scheduler.http_api import init_api
 from backend.scheduler.leader import LeaseElector
 from backend.scheduler.runs import RecordingExecutor, adopt_orphans
 
@@ -72,6 +75,26 @@ class SharedJobStore(SQLAlchemyJobStore):
         if job_id not in self.executor.unclaimed:
             super().remove_job(job_id)
 
+    def read_jobs(self) -> list[tuple[str, Job | None]]:
+        """Every stored job by next run time, None for one that no longer loads.
+
+        Unlike get_all_jobs, which deletes the jobs it cannot load, this changes nothing,
+        and needs no started scheduler.
+        """
+        table = self.jobs_t
+        query = select(table.c.id, table.c.job_state).order_by(
+            table.c.next_run_time.asc().nulls_last(), table.c.id
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        jobs: list[tuple[str, Job | None]] = []
+        for row in rows:
+            try:
+                jobs.append((row.id, self._reconstitute_job(row.job_state)))
+            except Exception:  # a moved function, or a pickle from another version
+                jobs.append((row.id, None))
+        return jobs
+
 
 class SafeScheduler(BackgroundScheduler):
     def __init__(self, executor: RecordingExecutor) -> None:
@@ -79,6 +102,10 @@ class SafeScheduler(BackgroundScheduler):
         self.executor = executor
 
     def _process_jobs(self) -> float | None:
+        if self.state != STATE_RUNNING:
+            # APScheduler's thread makes one more pass as it shuts down, even paused:
+            # a process that never led would claim runs it can no longer start.
+            return None
         # In APScheduler 3, a database error while updating a job ends the scheduler
         # thread silently. Here it is logged, and the next pass comes a little later.
         try:
@@ -98,8 +125,7 @@ class FlaskScheduler(APScheduler):
         """JOBS are synced by the leader (config_jobs.py), not added at every start."""
 
     def _load_api(self) -> None:
-        for name, rule, method in http_api.ROUTES:
-            self._add_url_route(name, rule, http_api.view(name), method)
+        """The HTTP API is http_api.py's own, registered by init_scheduler."""
 
 
 @dataclass
@@ -109,6 +135,8 @@ class Runtime:
     flask_scheduler: FlaskScheduler
     executor: RecordingExecutor
     elector: LeaseElector
+    store: SharedJobStore
+    starting: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         """Take part in running jobs. Call once per process, after any fork."""
@@ -132,6 +160,18 @@ class Runtime:
         self.elector.stop(release=not self.executor.active)
         scheduler.shutdown(wait=False)
 
+    def open_store(self) -> BackgroundScheduler:
+        """The scheduler, started paused if nothing started it, for changing jobs.
+
+        A scheduler that never started keeps added jobs in memory only; paused, it reads
+        and writes the shared store and runs nothing.
+        """
+        scheduler = self.flask_scheduler.scheduler
+        with self.starting:  # two requests at once must not both start it
+            if not scheduler.running:
+                scheduler.start(paused=True)
+        return scheduler
+
 
 def init_scheduler(app: Flask) -> None:
     """Set up the scheduler of this app; nothing runs and nothing connects yet."""
@@ -143,14 +183,11 @@ def init_scheduler(app: Flask) -> None:
     with app.app_context():
         engine = db.engine
     executor = RecordingExecutor(app, engine)
-    app.config["SCHEDULER_JOBSTORES"] = {"default": SharedJobStore(executor, engine=engine)}
+    store = SharedJobStore(executor, engine=engine)
+    app.config["SCHEDULER_JOBSTORES"] = {"default": store}
     app.config["SCHEDULER_EXECUTORS"] = {"default": executor}
-    if app.config["SCHEDULER_API_ENABLED"]:
-        app.config["SCHEDULER_AUTH"] = http_api.ApiKeyAuth()
-        app.extensions.setdefault("extra_scopes", set()).add(app.config["SCHEDULER_API_SCOPE"])
     # One APScheduler per app: it owns threads, and tests build many apps.
     flask_scheduler = FlaskScheduler(scheduler=SafeScheduler(executor), app=app)
-    flask_scheduler.authenticate(lambda authorization: True)  # ApiKeyAuth has decided
     scheduler = flask_scheduler.scheduler
     scheduler.jobstore_retry_interval = STORE_RETRY_SECONDS
 
@@ -177,8 +214,10 @@ def init_scheduler(app: Flask) -> None:
         ttl=app.config["SCHEDULER_LEASE_TTL"],
         interval=app.config["SCHEDULER_LEASE_INTERVAL"],
     )
-    app.extensions["scheduler"] = Runtime(flask_scheduler, executor, elector)
+    app.extensions["scheduler"] = Runtime(flask_scheduler, executor, elector, store)
     app.cli.add_command(scheduler_cli)
+    if app.config["SCHEDULER_API_ENABLED"]:
+        init_api(app)
 
     if app.config["SCHEDULER_ENABLED"] and started_by_development_server():
         start_scheduler(app)

@@ -35,12 +35,22 @@ def sync_config_jobs(
             logger.exception("Scheduler: job %s could not be synced.", definition.get("id"))
 
 
-def _sync(scheduler: BaseScheduler, definition: dict, job_defaults: dict[str, Any]) -> None:
+def config_job(scheduler: BaseScheduler, definition: dict, job_defaults: dict[str, Any]) -> Job:
+    """The job a `JOBS` entry describes, built but not stored."""
+    return _job_from(scheduler, _spec(definition, job_defaults))
+
+
+def _spec(definition: dict, job_defaults: dict[str, Any]) -> dict:
     spec = dict(definition)
     fix_job_def(spec)
     spec.setdefault("name", spec["id"])
     for option, default in JOB_OPTIONS.items():
         spec.setdefault(option, job_defaults.get(option, default))
+    return spec
+
+
+def _sync(scheduler: BaseScheduler, definition: dict, job_defaults: dict[str, Any]) -> None:
+    spec = _spec(definition, job_defaults)
     try:
         stored = scheduler.get_job(spec["id"])
     except LookupError:

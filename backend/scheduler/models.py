@@ -16,12 +16,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
 
+# APScheduler's own length for job ids, which the API checks ids against.
+JOB_ID_LENGTH = 191
+
 # APScheduler's SQLAlchemyJobStore table, defined as it defines it, so that Alembic
 # creates it once instead of every worker racing to at start.
 apscheduler_jobs = Table(
     "apscheduler_jobs",
     db.metadata,
-    Column("id", String(191), primary_key=True),
+    Column("id", String(JOB_ID_LENGTH), primary_key=True),
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
 )
@@ -42,7 +45,7 @@ class JobRun(db.Model):
     INTERRUPTED = "interrupted"  # the instance running it stopped mid-run
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[str] = mapped_column(String(191))
+    job_id: Mapped[str] = mapped_column(String(JOB_ID_LENGTH))
     scheduled_run_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16))
     # host:pid:random of the instance that claimed it.
