@@ -3,12 +3,25 @@
 Each setting can be overridden on the command line or in GUNICORN_CMD_ARGS.
 """
 
+import contextlib
 import gc
 import json
+import logging
 import multiprocessing
 import os
+import re
+import socket
+import threading
+import time
+from functools import partial
+from http import HTTPStatus
+from typing import Any, NamedTuple
 
-from gunicorn import util
+from gunicorn import glogging, util
+from gunicorn.workers.gthread import ThreadWorker
+from werkzeug.exceptions import RequestTimeout
+
+from backend.log_setup import redact_query
 
 # WEB_CONCURRENCY is the variable most hosting platforms set.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
@@ -18,10 +31,20 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 
 # the loaded code. create_app opens no connection, so nothing is shared by the fork.
 preload_app = True
 
-# Behind a reverse proxy: drop stuck requests, keep connections from the proxy alive.
+# Clients may connect directly, with no buffering proxy in front: a slow one holds a
+# thread (worker_class, at the end of this file), not a whole worker. Fewer slow
+# clients than workers x threads leave the others unaffected; with that many, a new
+# request waits until a slow client's deadline frees a thread. Each thread may hold a
+# database connection: keep workers x threads under the database's limit.
+threads = 4
+# A client has timeout / 2 to send its request line and headers, and as long again for
+# its body, or it gets a 408. A request still running after `timeout` gets a 504, and
+# its worker is replaced.
 timeout = 30
 graceful_timeout = 30
-keepalive = 5
+# One request per connection, as with sync workers: a kept-alive connection would
+# bring its next request to the same worker, to wait there behind slow clients.
+keepalive = 0
 
 # Restart each worker now and then, so a slow leak cannot grow without bound. Rarely:
 # a worker's exit costs it about 0.3 s of CPU and stalls the requests queued on it.
@@ -78,3 +101,198 @@ def write_json_error(sock: object, status_int: int, reason: str, mesg: str) -> N
 
 # gunicorn's workers call util.write_error for these answers; it has no setting for them.
 util.write_error = write_json_error
+
+
+class AppFormatLogger(glogging.Logger):
+    """gunicorn's own messages go where the app's go, in its format, queries redacted.
+
+    create_app puts the console and log file handlers on the root logger, in the master
+    (preload_app); gunicorn's loggers hand their records to it, instead of printing
+    them in a format of their own (so --error-logfile and --access-logfile are unused).
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in [h for h in log.handlers if getattr(h, "_gunicorn", False)]:
+                log.removeHandler(handler)
+            log.propagate = True
+            log.addFilter(redact_queries)
+
+    # gunicorn logs through these: a line should name gunicorn's code, not them.
+    def critical(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.critical(msg, *args, stacklevel=2, **kwargs)
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.error(msg, *args, stacklevel=2, **kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.warning(msg, *args, stacklevel=2, **kwargs)
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.info(msg, *args, stacklevel=2, **kwargs)
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.debug(msg, *args, stacklevel=2, **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.exception(msg, *args, stacklevel=2, **kwargs)
+
+
+# A query in a message: from "?" to the end of the word, less the quote that closes a
+# request line that gunicorn quoted.
+QUERY_IN_MESSAGE = re.compile(r"(?<=\?)\S*?(?=['\"]?(?:\s|$))")
+
+
+def redact_queries(record: logging.LogRecord) -> bool:
+    """gunicorn quotes the request line or the URI of a request it rejects."""
+    message = record.getMessage()
+    if "?" in message:
+        record.msg = QUERY_IN_MESSAGE.sub(lambda query: redact_query(query.group()), message)
+        record.args = ()
+    return True
+
+
+logger_class = AppFormatLogger
+
+
+class ClientSocket(socket.socket):
+    """A client's connection, read without waiting long for the client.
+
+    While a request is read, a read still waiting at `deadline` raises RequestTimeout
+    (a 408). The worker's main thread serves every connection of the worker, and closes
+    them "gracefully", waiting up to 2 s for the client to close its side: there, a
+    read takes only what has already arrived.
+    """
+
+    deadline: float | None = None
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if self.deadline is None and not in_main_thread:
+            return super().recv(size, flags)
+        wait = 0.0 if in_main_thread else self.deadline - time.monotonic()
+        self.settimeout(max(wait, 0.0))
+        try:
+            return super().recv(size, flags)
+        except (TimeoutError, BlockingIOError):
+            if in_main_thread:
+                return b""
+            raise RequestTimeout() from None
+        finally:
+            self.settimeout(None)
+
+
+class Running(NamedTuple):
+    environ: dict
+    started: float
+
+
+class SafeThreadWorker(ThreadWorker):
+    """gunicorn's threaded worker (gthread), safe to face slow clients directly.
+
+    - gthread waits for a client's request as long as the client likes, holding a
+      thread: here the client has timeout / 2 for its request line and headers, and as
+      long again for its body, then gets a 408. (Not with gunicorn's own TLS.)
+    - gthread accepts connections it has no thread for, to wait behind slow clients
+      while another worker may be idle: here a worker accepts only for a free thread.
+    - gthread lets a stuck request run forever: here a request still running after
+      `timeout` stops the worker's heartbeat, as it would a sync worker's. The master
+      aborts the worker, which answers and logs each request it is still running
+      (504, or 503 for the others) and exits at once.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.worker_connections = self.cfg.threads
+        self.read_timeout = self.cfg.timeout / 2 or None
+        self.running: dict[int, Running] = {}
+
+    def handle(self, conn: Any) -> Any:
+        if not self.cfg.is_ssl and type(conn.sock) is socket.socket:
+            conn.sock = ClientSocket(fileno=conn.sock.detach())
+        self.set_read_deadline(conn, self.read_timeout)  # request line and headers
+        return super().handle(conn)
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        self.set_read_deadline(conn, self.read_timeout)  # the body, which the app reads
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            self.set_read_deadline(conn, None)
+
+    def set_read_deadline(self, conn: Any, seconds: float | None) -> None:
+        if isinstance(conn.sock, ClientSocket):
+            conn.sock.deadline = None if seconds is None else time.monotonic() + seconds
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        if not isinstance(exc, RequestTimeout):
+            return super().handle_error(req, client, addr, exc)
+        self.log.warning(
+            "Request from ip=%s not received within %g s",
+            addr[0],
+            self.read_timeout,
+            extra={"status": "408 REQUEST TIMEOUT"},
+        )
+        util.write_error(client, 408, "Request Timeout", "the request came too slowly")
+        return None
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi.wsgi_app = partial(self.run_app, self.wsgi.wsgi_app)
+
+    def run_app(self, app: Any, environ: dict, start_response: Any) -> Any:
+        """The app, with the request counted as running until the app answers."""
+        key = id(environ)
+        self.running[key] = Running(environ, time.monotonic())
+
+        def answer(*args: Any) -> Any:
+            self.running.pop(key, None)
+            return start_response(*args)
+
+        try:
+            return app(environ, answer)
+        finally:
+            self.running.pop(key, None)
+
+    def notify(self) -> None:
+        started = [request.started for request in tuple(self.running.values())]
+        if not started:
+            return super().notify()
+        # Silent since its oldest running request began, as a sync worker would be.
+        oldest = min(started)
+        os.utime(self.tmp.fileno(), (oldest, oldest))
+        return None
+
+    def handle_abort(self, sig: int, frame: Any) -> None:
+        """Exits at once: a thread cannot be stopped, and waiting for a stuck one would
+        let it answer and log a second time."""
+        self.alive = False
+        self.cfg.worker_abort(self)
+        try:
+            for request in tuple(self.running.values()):
+                self.abandon(request)
+        finally:
+            os._exit(1)
+
+    def abandon(self, request: Running) -> None:
+        """Answers a request the app is still running, and logs its request line."""
+        elapsed = time.monotonic() - request.started
+        if elapsed >= self.cfg.timeout:
+            status, problem = HTTPStatus.GATEWAY_TIMEOUT, f"over the {self.cfg.timeout} s timeout"
+        else:
+            status, problem = HTTPStatus.SERVICE_UNAVAILABLE, "its worker was stopped"
+        with contextlib.suppress(OSError):  # the client has gone
+            util.write_error(
+                request.environ["gunicorn.socket"], status.value, status.phrase, problem
+            )
+        with self.wsgi.request_context(request.environ):
+            self.log.error(
+                "%.1f ms, %s",
+                elapsed * 1000,
+                problem,
+                extra={"status": f"{status.value} {status.phrase.upper()}"},
+            )
+
+
+worker_class = SafeThreadWorker

@@ -12,7 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.integration.servers import TEST_DATABASE_URL, call
+from tests.integration.servers import (
+    AUTH_HEADER,
+    AUTH_KEY,
+    BIN,
+    ROOT,
+    TEST_DATABASE_URL,
+    Gunicorn,
+    call,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +72,7 @@ def test_workers_share_rotating_log_file_without_losing_lines(database_url, star
     count = 600
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = list(
-            pool.map(lambda n: call(f"{server.url}/health?n={n}", key=None)[0], range(count))
+            pool.map(lambda n: call(f"{server.url}/health?offset={n}", key=None)[0], range(count))
         )
     assert statuses == [200] * count
     server.stop()
@@ -83,7 +91,7 @@ def test_workers_share_rotating_log_file_without_losing_lines(database_url, star
             assert fields["status"] == "200 OK", line
             seen[fields["query"]] = seen.get(fields["query"], 0) + 1
     seen.pop("-", None)  # The probes that waited for gunicorn to answer.
-    assert seen == {f"n={n}": 1 for n in range(count)}
+    assert seen == {f"offset={n}": 1 for n in range(count)}
 
 
 def test_production_without_secret_key_refuses_to_start(start_gunicorn):
@@ -224,12 +232,14 @@ def test_every_worker_reconnects_after_database_connection_is_cut(
     server = start_gunicorn(
         workers=workers,
         DATABASE_URL=proxied.render_as_string(hide_password=False),
-        # Only request connections here, so that the proxy counts one per worker.
+        # Only request connections here, one request at a time in each worker, so that
+        # the proxy counts one per worker.
         FLASK_SCHEDULER_ENABLED="false",
+        GUNICORN_CMD_ARGS="--threads 1",
     )
     users = server.url + "/api/v1/users"
 
-    # Each sync worker keeps one pooled connection, so open connections = workers that hold one.
+    # Each worker keeps one pooled connection, so open connections = workers that hold one.
     deadline = time.monotonic() + 10
     while forwarder.open_connections < workers and time.monotonic() < deadline:
         assert users_batch(users, 24) == [200] * 24
@@ -287,3 +297,119 @@ def test_requests_gunicorn_rejects_get_json_errors(
     assert answer_status == status
     assert content_type == "application/json"
     assert set(body) == {"message"}
+
+
+def test_gunicorn_messages_use_app_log_format_without_query_secrets(database_url, start_gunicorn):
+    server = start_gunicorn(workers=2, DATABASE_URL=database_url)
+    secret = b"?password=hunter2&token=hunter2"
+    rejected_by_gunicorn = [
+        b"GET  /health" + secret + b" HTTP/1.1\r\nHost: a\r\n\r\n",  # two spaces
+        b"GET  /x'" + secret + b"' HTTP/1.1\r\nHost: a\r\n\r\n",  # and quotes
+        b"GET /health" + secret + b"\x00 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /health" + secret + b"&q=" + b"x" * 5000 + b" HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /health" + secret + b" HTTP/9.9\r\nHost: a\r\n\r\n",
+        b"GET /health" + secret + b" HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n",
+    ]
+    # A chunked body that breaks off: the app reads it, and answers 400 itself.
+    broken_body = (
+        b"POST /api/v1/users"
+        + secret
+        + b" HTTP/1.1\r\nHost: a\r\n"
+        + f"{AUTH_HEADER}: {AUTH_KEY}\r\nContent-Type: application/json\r\n".encode()
+        + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n"
+    )
+    for request_bytes in [*rejected_by_gunicorn, broken_body]:
+        status, content_type, _ = raw_request(server.port, request_bytes)
+        assert status in (400, 414), request_bytes
+        assert content_type == "application/json", request_bytes
+    server.stop()
+
+    stderr, log = server.stderr(), server.log_file.read_text()
+    assert "hunter2" not in stderr
+    assert "hunter2" not in log
+    gunicorn_lines = []
+    for line in stderr.splitlines():
+        fields = LOG_LINE.match(line)
+        assert fields, f"not in the log format: {line!r}"
+        if fields["where"].startswith("gunicorn."):
+            gunicorn_lines.append(line)
+            assert line in log, "gunicorn's lines go to the log file too"
+    messages = "\n".join(gunicorn_lines)
+    for expected in ("Starting gunicorn", "Booting worker", "Shutting down: Master"):
+        assert expected in messages
+    assert messages.count("Invalid request from ip=") == len(rejected_by_gunicorn)
+    assert "password=***&token=***" in messages
+
+
+class SlowAppGunicorn(Gunicorn):
+    """Serves tests/integration/slow_app.py: the app with a /slow route added."""
+
+    def start(self) -> None:
+        command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}"]
+        command += ["--workers", str(self.workers), "tests.integration.slow_app:create_app()"]
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                start_new_session=True,
+            )
+
+
+@pytest.fixture
+def slow_app_server(database_url, tmp_path):
+    server = SlowAppGunicorn(
+        tmp_path,
+        "slow-app",
+        workers=2,
+        env={"DATABASE_URL": database_url, "GUNICORN_CMD_ARGS": "--timeout 3"},
+    )
+    server.start()
+    try:
+        server.wait_until_answering()
+        yield server
+    finally:
+        try:
+            server.stop()
+        finally:
+            server.kill_leftovers()
+
+
+def test_requests_past_the_worker_timeout_are_answered_and_logged_once(slow_app_server):
+    server = slow_app_server
+    sleep = 6  # seconds, twice the timeout
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(call, f"{server.url}/slow?seconds={sleep}&offset=1", key=None)
+        time.sleep(1)
+        second = pool.submit(call, f"{server.url}/slow?seconds={sleep}&offset=2", key=None)
+        answers = {"offset=1": first.result(), "offset=2": second.result()}
+    # The aborted worker was replaced.
+    assert call(server.url + "/health", key=None)[0] == 200
+    # Until both requests would have finished: no line comes later.
+    time.sleep(max(started + 1 + sleep + 0.5 - time.monotonic(), 0))
+    server.stop()
+
+    for query, (status, body, seconds) in answers.items():
+        assert status in (503, 504), (query, status, body)
+        assert set(body) == {"message"}
+        assert seconds < sleep - 1
+    # The first ran past the timeout. The second may have shared its worker, and been
+    # stopped with it (503) before its own timeout.
+    assert answers["offset=1"][0] == 504
+    assert "Traceback" not in server.stderr()
+    lines = {}
+    for line in server.log_file.read_text().splitlines():
+        fields = LOG_LINE.match(line)
+        if fields and fields["path"] == "/slow":
+            assert fields["query"] not in lines, f"a second line: {line}"
+            lines[fields["query"]] = fields
+    assert set(lines) == {"seconds=***&offset=1", "seconds=***&offset=2"}
+    for query, fields in lines.items():
+        status = answers[query.removeprefix("seconds=***&")][0]
+        assert fields["status"].startswith(f"{status} "), fields.groupdict()
+        elapsed_ms = float(fields["message"].split(" ms")[0])
+        assert elapsed_ms >= (3000 if status == 504 else 1000)
