@@ -65,9 +65,9 @@ class ErrorSchema(Schema):
 
 # Every API endpoint can answer these: malformed input (400), no or a wrong key (401), a
 # key without the scope (403), and the database unreachable (503); and, from gunicorn
-# before the app sees the request (gunicorn.conf.py), a request line or headers too
-# large (414, 431).
-COMMON_ERRORS = (400, 401, 403, 414, 431, 503)
+# (gunicorn.conf.py), a request sent too slowly (408), a request line or headers too
+# large (414, 431), and a request still running at the worker timeout (504).
+COMMON_ERRORS = (400, 401, 403, 408, 414, 431, 503, 504)
 
 
 def with_errors(responses: dict, *statuses: int) -> dict:
