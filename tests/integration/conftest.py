@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.servers import BIN, ROOT, TEST_DATABASE_URL, Gunicorn, base_env
+from tests.integration.servers import APP, BIN, ROOT, TEST_DATABASE_URL, Gunicorn, base_env
 
 
 @pytest.fixture
@@ -12,8 +12,8 @@ def start_gunicorn(tmp_path):
     """Starts gunicorn and waits until it answers; every server is stopped afterwards."""
     servers: list[Gunicorn] = []
 
-    def start(workers: int, wait: bool = True, **env: str | None) -> Gunicorn:
-        server = Gunicorn(tmp_path, f"gunicorn{len(servers)}", workers, env)
+    def start(workers: int, wait: bool = True, app: str = APP, **env: str | None) -> Gunicorn:
+        server = Gunicorn(tmp_path, f"gunicorn{len(servers)}", workers, env, app)
         servers.append(server)
         server.start()
         if wait:

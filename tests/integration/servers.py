@@ -83,8 +83,11 @@ def call(url: str, method: str = "GET", body: object = None, key: str | None = A
     return reply.status, reply.body, reply.seconds
 
 
+APP = "backend:create_app()"
+
+
 class Gunicorn:
-    def __init__(self, tmp_path: Path, name: str, workers: int, env: dict) -> None:
+    def __init__(self, tmp_path: Path, name: str, workers: int, env: dict, app: str = APP) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = tmp_path / f"{name}-logs" / "backend.log"
@@ -93,11 +96,12 @@ class Gunicorn:
         # None removes a variable, to start without it.
         self.env = {name: value for name, value in env.items() if value is not None}
         self.workers = workers
+        self.app = app
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}"]
-        command += ["--workers", str(self.workers), "backend:create_app()"]
+        command += ["--workers", str(self.workers), self.app]
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
                 command,

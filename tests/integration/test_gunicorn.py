@@ -15,10 +15,7 @@ from sqlalchemy.engine import make_url
 from tests.integration.servers import (
     AUTH_HEADER,
     AUTH_KEY,
-    BIN,
-    ROOT,
     TEST_DATABASE_URL,
-    Gunicorn,
     call,
 )
 
@@ -341,41 +338,15 @@ def test_gunicorn_messages_use_app_log_format_without_query_secrets(database_url
     assert "password=***&token=***" in messages
 
 
-class SlowAppGunicorn(Gunicorn):
-    """Serves tests/integration/slow_app.py: the app with a /slow route added."""
-
-    def start(self) -> None:
-        command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}"]
-        command += ["--workers", str(self.workers), "tests.integration.slow_app:create_app()"]
-        with self.stderr_path.open("wb") as stderr:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                start_new_session=True,
-            )
-
-
 @pytest.fixture
-def slow_app_server(database_url, tmp_path):
-    server = SlowAppGunicorn(
-        tmp_path,
-        "slow-app",
+def slow_app_server(database_url, start_gunicorn):
+    """The app with a /slow route added (tests/integration/slow_app.py), timeout 3 s."""
+    return start_gunicorn(
         workers=2,
-        env={"DATABASE_URL": database_url, "GUNICORN_CMD_ARGS": "--timeout 3"},
+        app="tests.integration.slow_app:create_app()",
+        DATABASE_URL=database_url,
+        GUNICORN_CMD_ARGS="--timeout 3",
     )
-    server.start()
-    try:
-        server.wait_until_answering()
-        yield server
-    finally:
-        try:
-            server.stop()
-        finally:
-            server.kill_leftovers()
 
 
 def test_requests_past_the_worker_timeout_are_answered_and_logged_once(slow_app_server):
