@@ -69,30 +69,23 @@ def _unstorable_strings(body: Any) -> dict[str, Any]:
     problems: dict[str, Any] = {}
     if not isinstance(body, dict | list):
         return problems  # a bare value: rebar refuses it as not an object
-    stack = [(body, problems, 0)]
+    stack: list[tuple[Any, tuple[str, ...]]] = [(body, ())]
     while stack:
-        value, found, depth = stack.pop()
-        if depth >= MAX_JSON_DEPTH:
+        value, path = stack.pop()
+        if len(path) >= MAX_JSON_DEPTH:
             raise _too_deep()
         entries = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in entries:
             name = str(key)
             if UNSTORABLE.search(name) or (isinstance(item, str) and UNSTORABLE.search(item)):
-                found[UNSTORABLE.sub("?", name)] = UNSTORABLE_PROBLEM
+                *parents, last = (*path, UNSTORABLE.sub("?", name))
+                found = problems
+                for parent in parents:
+                    found = found.setdefault(parent, {})
+                found[last] = UNSTORABLE_PROBLEM
             elif isinstance(item, dict | list):
-                nested = found.setdefault(name, {})
-                stack.append((item, nested, depth + 1))
-    return _without_empty(problems)
-
-
-def _without_empty(problems: dict[str, Any]) -> dict[str, Any]:
-    pruned = {}
-    for name, problem in problems.items():
-        if isinstance(problem, dict):
-            problem = _without_empty(problem)
-        if problem:
-            pruned[name] = problem
-    return pruned
+                stack.append((item, (*path, name)))
+    return problems
 
 
 def reject_unstorable_query() -> None:

@@ -200,6 +200,15 @@ def stored_jobs(app, definitions):
         scheduler.shutdown(wait=False)
 
 
+def move_stored_function(app, old: bytes, new: bytes) -> None:
+    """As if the function of the one stored job were renamed after it was stored."""
+    with app.app_context():
+        table = db.metadata.tables["apscheduler_jobs"]
+        state = db.session.execute(select(table.c.job_state)).scalar_one()
+        db.session.execute(table.update().values(job_state=state.replace(old, new)))
+        db.session.commit()
+
+
 def test_config_jobs_are_added_once_and_unchanged_ones_keep_their_next_run(scheduler_app_factory):
     daily = {"id": "daily", "func": "tests.scheduled_jobs:record", "trigger": "cron", "hour": 3}
     hourly = {
@@ -284,13 +293,7 @@ def test_a_job_whose_function_moved_is_replaced_and_others_still_sync(scheduler_
         "hours": 1,
     }
     stored_jobs(app, [moved])
-    with app.app_context():
-        table = db.metadata.tables["apscheduler_jobs"]
-        # As if the function's module were renamed after the job was stored.
-        state = db.session.execute(select(table.c.job_state)).scalar_one()
-        broken = state.replace(b"tests.scheduled_jobs:record", b"tests.scheduled_gone:record")
-        db.session.execute(table.update().values(job_state=broken))
-        db.session.commit()
+    move_stored_function(app, b"tests.scheduled_jobs:record", b"tests.scheduled_gone:record")
     broken_definition = {
         "id": "broken",
         "func": "no.such:function",
@@ -890,12 +893,7 @@ def test_a_lease_too_short_for_its_renewals_is_refused(make_app):
 
 def test_scheduler_api_answers_409_for_a_job_that_no_longer_loads(api_app, ops_client):
     ops_client.post("/scheduler/jobs", json=HOURLY, headers=OPS)
-    with api_app.app_context():
-        table = db.metadata.tables["apscheduler_jobs"]
-        state = db.session.execute(select(table.c.job_state)).scalar_one()
-        moved = state.replace(b"backend.features.items.jobs", b"backend.features.itemz.jobs")
-        db.session.execute(table.update().values(job_state=moved))
-        db.session.commit()
+    move_stored_function(api_app, b"backend.features.items.jobs", b"backend.features.itemz.jobs")
 
     assert_error(ops_client.get("/scheduler/jobs/hourly", headers=OPS), 409)
     assert_error(ops_client.post("/scheduler/jobs/hourly/pause", headers=OPS), 409)

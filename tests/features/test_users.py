@@ -90,7 +90,20 @@ def test_list_users_defaults_to_first_20_and_ignores_unknown_parameters(
 
 
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=101", "limit=abc", "offset=-1", "offset=99999999999999"]
+    "query",
+    [
+        "limit=0",
+        "limit=101",
+        "limit=abc",
+        "offset=-1",
+        "offset=99999999999999",
+        # Numbers are plain ASCII digits: not what Python's int() also reads.
+        "limit=1_0",
+        "limit=%D9%A1",
+        "limit=+5",
+        "limit=%205",
+        "offset=0x1",
+    ],
 )
 def test_list_users_with_bad_paging_is_400(client, auth_headers, query):
     response = client.get(f"/api/v1/users?{query}", headers=auth_headers)
