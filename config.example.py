@@ -29,6 +29,8 @@ development secrets until real ones are set.
 # ALLOWED_ORIGINS = ["http://localhost:3000"]
 
 # LOG_LEVEL = "DEBUG"
+# Query parameters whose values the log shows (all others are "***"):
+# LOG_QUERY_VALUES = ["limit", "offset", "search"]
 
 # Add jobs to the committed ones (assigning JOBS alone would replace them):
 # from backend.settings import JOBS
