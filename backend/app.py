@@ -4,10 +4,11 @@ import importlib
 
 from flask import Flask, Response, request
 
+from backend.api import registry
 from backend.api_docs import init_api_docs
 from backend.auth import init_auth
 from backend.caching import init_cache
-from backend.config_loading import load_config
+from backend.config_loading import ConfigError, load_config
 from backend.cookie_session import CookieSessionOnDemand
 from backend.database import init_database
 from backend.errors import register_error_handlers
@@ -18,11 +19,11 @@ from backend.log_setup import configure_logging
 from backend.scheduler import init_scheduler
 from backend.url_converters import IdConverter
 
-# Importing a feature's handlers module adds its endpoints to the API registry.
-# Add a feature here; remove one by deleting its line and its folder.
+# The features served: folders of backend/features/. `flask scaffold NAME` adds one
+# here; delete a line (and the folder) to remove one.
 FEATURES = (
-    "backend.features.users.handlers",
-    "backend.features.items.handlers",
+    "users",
+    "items",
 )
 
 
@@ -37,7 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_scheduler(app)
     init_cors(app)
     register_api(app)
-    init_auth(app)
+    init_auth(app)  # after the API: it checks configured scopes against the endpoints
     init_api_docs(app)
     register_error_handlers(app)
     return app
@@ -65,7 +66,28 @@ def vary_on_origin(response: Response) -> Response:
 
 def register_api(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
-    for module in FEATURES:
-        importlib.import_module(module)
+    import_features()
     rebar.init_app(app)
     app.register_blueprint(health)
+
+
+def import_features() -> None:
+    """Importing a feature's handlers module registers its endpoints on the API registry.
+
+    The registry belongs to the process, so a handlers module imported from anywhere
+    else would be served too: that is refused, so removing a line always removes a feature.
+    """
+    listed = [f"backend.features.{name}.handlers" for name in FEATURES]
+    for module in listed:
+        importlib.import_module(module)
+    unlisted = {
+        definition.func.__module__
+        for methods in registry.paths.values()
+        for definition in methods.values()
+    } - set(listed)
+    if unlisted:
+        raise ConfigError(
+            f"Config error: {', '.join(sorted(unlisted))} registered endpoints but "
+            "is not in FEATURES (backend/app.py); features import each other's models, "
+            "never their handlers."
+        )

@@ -18,10 +18,6 @@ from dataclasses import dataclass
 from flask import Flask, current_app, g, request
 from flask_rebar import errors
 from flask_rebar.authenticators import HeaderApiKeyAuthenticator
-from flask_rebar.swagger_generation.authenticator_to_swagger import (
-    AuthenticatorConverter,
-    AuthenticatorConverterRegistry,
-)
 
 from backend.config_loading import ConfigError
 
@@ -68,8 +64,8 @@ def init_auth(app: Flask) -> None:
 
 
 def declared_scopes(app: Flask) -> set[str]:
-    """The scopes the API's endpoints need, and those others add (the scheduler's API)."""
-    return app.extensions.get("extra_scopes", set()) | {
+    """The scopes the API's endpoints need, and the scheduler API's (backend/scheduler)."""
+    return {app.config["SCHEDULER_API_SCOPE"]} | {
         authenticator.scope
         for registry in app.extensions["rebar"]["handler_registries"]
         for methods in registry.paths.values()
@@ -132,22 +128,3 @@ class ApiKeyAuthenticator(HeaderApiKeyAuthenticator):
 
 def requires_scope(scope: str) -> ApiKeyAuthenticator:
     return ApiKeyAuthenticator(scope)
-
-
-class ApiKeyConverter(AuthenticatorConverter):
-    """Documents the key's header and, per operation, the scope it needs (OpenAPI 3.1)."""
-
-    AUTHENTICATOR_TYPE = ApiKeyAuthenticator
-
-    def get_security_schemes(self, obj: ApiKeyAuthenticator, context: object = None) -> dict:
-        return {obj.name: {"type": "apiKey", "in": "header", "name": obj.header}}
-
-    def get_security_requirements(
-        self, obj: ApiKeyAuthenticator, context: object = None
-    ) -> list[dict]:
-        return [{obj.name: [obj.scope] if obj.scope else []}]
-
-
-authenticator_converters = AuthenticatorConverterRegistry()
-authenticator_converters.register_type(ApiKeyConverter())
-api_key_auth = ApiKeyAuthenticator()

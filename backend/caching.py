@@ -1,6 +1,6 @@
 """Caching that stays correct with many workers and hosts (README: "Caching").
 
-    @cached_response("items", ItemSchema())    caches a handler's JSON answer (X-Cache: HIT|MISS)
+    @cached_response("items")                  caches a handler's JSON answer (X-Cache: HIT|MISS)
     invalidate("items")                        after a commit: the next read on any worker is fresh
     @cache.memoize() on f(generation("items"))  a function's result, invalidated the same way
 
@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from backend.api import registry
 from backend.config_loading import ConfigError
 from backend.extensions import cache
 
@@ -83,19 +84,22 @@ def generation(namespace: str) -> str:
     return cache.get(_generation_key(namespace)) or FIRST_GENERATION
 
 
-def cached_response(namespace: str, schema: Schema, per_client: bool = False) -> Callable:
-    """Caches a handler's answer, dumped with `schema`, until the namespace is invalidated.
+def cached_response(namespace: str, per_client: bool = False) -> Callable:
+    """Caches a handler's answer, as its 200 response schema dumps it, until the namespace
+    is invalidated.
 
     Goes under `registry.handles`, so authentication and validation happen first.
     `per_client=True` keys on the calling client too, for answers that differ by client.
-    Give `registry.handles` this same schema instance as the 200 response schema: rebar
-    then skips re-loading the answers served from here, which this schema dumped.
     """
-    _skip_reloading_own_answers(schema)
 
     def decorator(handler: Callable) -> Callable:
+        schema: Schema | None = None
+
         @wraps(handler)
         def cached_handler(*args: Any, **kwargs: Any) -> Response:
+            nonlocal schema
+            if schema is None:
+                schema = _success_schema_of(cached_handler)
             key = _answer_key(namespace, per_client)
             current, answer = cache.get_many(_generation_key(namespace), key)
             current = current or FIRST_GENERATION
@@ -121,6 +125,17 @@ def _is_answer_of(answer: Any, generation: str) -> bool:
         and answer.get("generation") == generation
         and isinstance(answer.get("body"), str)
     )
+
+
+def _success_schema_of(handler: Callable) -> Schema:
+    """The schema rebar was given for the handler's 200, set up to trust this cache."""
+    for methods in registry.paths.values():
+        for definition in methods.values():
+            if definition.func is handler:
+                schema = definition.response_body_schema[200]
+                _skip_reloading_own_answers(schema)
+                return schema
+    raise LookupError(f"{handler.__name__}: put @cached_response under @registry.handles.")
 
 
 def _skip_reloading_own_answers(schema: Schema) -> None:

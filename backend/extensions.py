@@ -1,6 +1,7 @@
 """Extension instances, created unbound so that one object serves every app built.
 
-`create_app` binds each of them with `init_app`.
+`create_app` binds each of them with `init_app`. This module imports nothing from the
+app, so any module can import it.
 """
 
 from flask_caching import Cache
@@ -10,9 +11,6 @@ from flask_rebar import Rebar
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
-
-from backend.auth import api_key_auth
-from backend.openapi import openapi_generator
 
 # Predictable constraint names, so migrations can drop and alter them on every database.
 NAMING_CONVENTION = {
@@ -37,13 +35,3 @@ cors = CORS()
 rebar = Rebar()
 # Errors carry {"message", ...} only; rebar would add its own code to some of them.
 rebar.error_code_attr = None
-
-# Every feature registers its handlers on this one registry (see backend/app.py).
-registry = rebar.create_handler_registry(
-    prefix="/api/v1",
-    default_authenticators=[api_key_auth],
-    swagger_generator=openapi_generator,
-    # Served by backend/api_docs, which adds the configured title and can require credentials.
-    spec_path=None,
-    swagger_ui_path=None,
-)

@@ -20,8 +20,8 @@ import click
 from flask import Blueprint, Flask, Response, current_app, render_template, request, url_for
 from flask.cli import AppGroup
 
+from backend.api import registry
 from backend.errors import json_error
-from backend.extensions import registry
 
 api_docs = Blueprint(
     "api_docs",

@@ -36,8 +36,6 @@ scheduler_api = Blueprint("scheduler", __name__)
 
 def init_api(app: Flask) -> None:
     app.register_blueprint(scheduler_api, url_prefix=app.config["SCHEDULER_API_PREFIX"])
-    # No rebar endpoint declares this scope, and init_auth refuses scopes none declares.
-    app.extensions.setdefault("extra_scopes", set()).add(app.config["SCHEDULER_API_SCOPE"])
 
 
 @scheduler_api.before_request

@@ -4,11 +4,11 @@ from flask import request
 from flask_rebar import errors, get_validated_args, get_validated_body
 from sqlalchemy import select
 
+from backend.api import registry
 from backend.auth import requires_scope
-from backend.caching import invalidate
 from backend.database import delete_or_404
 from backend.errors import with_errors
-from backend.extensions import db, registry
+from backend.extensions import db
 from backend.features.users.models import User
 from backend.features.users.schemas import (
     CreateUserSchema,
@@ -16,14 +16,8 @@ from backend.features.users.schemas import (
     UserPageSchema,
     UserSchema,
 )
+from backend.features.users.signals import user_deleted
 from backend.pagination import PageQuerySchema, paginate
-
-
-def get_user_or_404(user_id: int) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise errors.NotFound(f"User {user_id} not found.")
-    return user
 
 
 def _ensure_email_free(email: str) -> None:
@@ -76,7 +70,7 @@ def create_user() -> tuple[User, int, dict]:
 )
 def get_user(user_id: int) -> User:
     """Get one user."""
-    return get_user_or_404(user_id)
+    return db.get_or_404(User, user_id, description=f"User {user_id} not found.")
 
 
 @registry.handles(
@@ -89,7 +83,7 @@ def get_user(user_id: int) -> User:
 )
 def update_user(user_id: int) -> User:
     """Change some of a user's fields."""
-    user = get_user_or_404(user_id)
+    user = db.get_or_404(User, user_id, description=f"User {user_id} not found.")
     body = get_validated_body()
     if body.get("email", user.email) != user.email:
         _ensure_email_free(body["email"])
@@ -109,8 +103,7 @@ def update_user(user_id: int) -> User:
     tags=["users"],
 )
 def delete_user(user_id: int) -> tuple[None, int]:
-    """Delete a user and, with them, their items."""
+    """Delete a user and everything they own."""
     delete_or_404(User, user_id, f"User {user_id} not found.")
-    # The database deleted the user's items too (ON DELETE CASCADE).
-    invalidate("items")
+    user_deleted.send(user_id)  # for features that keep data about users
     return None, 204

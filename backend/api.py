@@ -1,0 +1,84 @@
+"""The API: one handler registry under /api/v1, its API-key authenticator, and its OpenAPI document.
+
+Every feature registers its handlers here, with `@registry.handles(...)`; `create_app`
+imports each listed feature's handlers module and binds rebar. The converters below
+say how the API's own types (ids, emails, storable strings, keys with scopes) appear
+in the document rebar generates.
+"""
+
+from flask_rebar import SwaggerV3Generator
+from flask_rebar.swagger_generation import swagger_words as sw
+from flask_rebar.swagger_generation.authenticator_to_swagger import (
+    AuthenticatorConverter,
+    AuthenticatorConverterRegistry,
+)
+from flask_rebar.swagger_generation.marshmallow_to_swagger import (
+    StringConverter,
+    request_body_converter_registry,
+    response_converter_registry,
+    sets_swagger_attr,
+)
+from marshmallow import fields
+
+from backend.auth import ApiKeyAuthenticator
+from backend.extensions import rebar
+from backend.url_converters import IdConverter
+
+
+class StorableStringConverter(StringConverter):
+    """Says what backend/http_rules.py enforces of request bodies: no NUL character."""
+
+    MARSHMALLOW_TYPE = fields.String
+
+    @sets_swagger_attr(sw.pattern)
+    def get_pattern(self, obj: fields.String, context: object) -> str:
+        return "^[^\\u0000]*$"
+
+
+class EmailConverter(StringConverter):
+    """Says `format: email`, so clients and contract tests send real addresses, and
+    what backend/fields.py adds: no spaces or controls, a top-level domain of letters."""
+
+    MARSHMALLOW_TYPE = fields.Email
+
+    @sets_swagger_attr(sw.format_)
+    def get_format(self, obj: fields.Email, context: object) -> str:
+        return "email"
+
+    @sets_swagger_attr(sw.pattern)
+    def get_pattern(self, obj: fields.Email, context: object) -> str:
+        return "^[^\\s\\u0000-\\u001f]+@[^\\s\\u0000-\\u001f]+\\.[A-Za-z]{2,}$"
+
+
+class ApiKeyConverter(AuthenticatorConverter):
+    """Documents the key's header and, per operation, the scope it needs (OpenAPI 3.1)."""
+
+    AUTHENTICATOR_TYPE = ApiKeyAuthenticator
+
+    def get_security_schemes(self, obj: ApiKeyAuthenticator, context: object = None) -> dict:
+        return {obj.name: {"type": "apiKey", "in": "header", "name": obj.header}}
+
+    def get_security_requirements(
+        self, obj: ApiKeyAuthenticator, context: object = None
+    ) -> list[dict]:
+        return [{obj.name: [obj.scope] if obj.scope else []}]
+
+
+# Rebar's registries are its documented place for converters of custom field types.
+for converters in (request_body_converter_registry, response_converter_registry):
+    converters.register_type(EmailConverter())
+request_body_converter_registry.register_type(StorableStringConverter())
+
+authenticator_converters = AuthenticatorConverterRegistry()
+authenticator_converters.register_type(ApiKeyConverter())
+openapi_generator = SwaggerV3Generator(authenticator_converter_registry=authenticator_converters)
+openapi_generator.register_flask_converter_to_swagger_type("id", IdConverter)
+
+registry = rebar.create_handler_registry(
+    prefix="/api/v1",
+    default_authenticators=[ApiKeyAuthenticator()],
+    swagger_generator=openapi_generator,
+    # Served by backend/api_docs, which adds the configured title and can require credentials.
+    spec_path=None,
+    swagger_ui_path=None,
+)
