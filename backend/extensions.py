@@ -23,6 +23,9 @@ NAMING_CONVENTION = {
 
 
 class Model(DeclarativeBase):
+    """The base of every model. Models subclass it rather than `db.Model`, which type
+    checkers cannot see through; Flask-SQLAlchemy serves both the same way."""
+
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.extensions import db
+from backend.extensions import Model
 
 # APScheduler's own length for job ids, which the API checks ids against.
 JOB_ID_LENGTH = 191
@@ -23,14 +23,14 @@ JOB_ID_LENGTH = 191
 # creates it once instead of every worker racing to at start.
 apscheduler_jobs = Table(
     "apscheduler_jobs",
-    db.metadata,
+    Model.metadata,
     Column("id", String(JOB_ID_LENGTH), primary_key=True),
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
 )
 
 
-class JobRun(db.Model):
+class JobRun(Model):
     """One scheduled run time of one job: claimed once, by one instance, and its outcome."""
 
     __tablename__ = "job_runs"
@@ -55,7 +55,7 @@ class JobRun(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-class SchedulerLease(db.Model):
+class SchedulerLease(Model):
     """Who runs the jobs, until when (seconds since the epoch, by the database's clock)."""
 
     __tablename__ = "scheduler_lease"

@@ -4,10 +4,10 @@ from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.database import Timestamps
-from backend.extensions import db
+from backend.extensions import Model
 
 
-class Item(Timestamps, db.Model):
+class Item(Timestamps, Model):
     __tablename__ = "items"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,10 +6,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from backend.database import Timestamps
-from backend.extensions import db
+from backend.extensions import Model
 
 
-class User(Timestamps, db.Model):
+class User(Timestamps, Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
