@@ -7,6 +7,7 @@ in the document rebar generates.
 """
 
 from flask_rebar import SwaggerV3Generator
+from flask_rebar.authenticators import Authenticator
 from flask_rebar.swagger_generation import swagger_words as sw
 from flask_rebar.swagger_generation.authenticator_to_swagger import (
     AuthenticatorConverter,
@@ -55,13 +56,20 @@ class ApiKeyConverter(AuthenticatorConverter):
 
     AUTHENTICATOR_TYPE = ApiKeyAuthenticator
 
-    def get_security_schemes(self, obj: ApiKeyAuthenticator, context: object = None) -> dict:
-        return {obj.name: {"type": "apiKey", "in": "header", "name": obj.header}}
+    def get_security_schemes(self, obj: Authenticator, context: object = None) -> dict:
+        key = _api_key(obj)
+        return {key.name: {"type": "apiKey", "in": "header", "name": key.header}}
 
-    def get_security_requirements(
-        self, obj: ApiKeyAuthenticator, context: object = None
-    ) -> list[dict]:
-        return [{obj.name: [obj.scope] if obj.scope else []}]
+    def get_security_requirements(self, obj: Authenticator, context: object = None) -> list[dict]:
+        key = _api_key(obj)
+        return [{key.name: [key.scope] if key.scope else []}]
+
+
+def _api_key(obj: Authenticator) -> ApiKeyAuthenticator:
+    # Rebar hands a converter only authenticators of its AUTHENTICATOR_TYPE.
+    if not isinstance(obj, ApiKeyAuthenticator):
+        raise TypeError(f"ApiKeyConverter cannot document {type(obj).__name__}.")
+    return obj
 
 
 # Rebar's registries are its documented place for converters of custom field types.

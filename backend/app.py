@@ -2,7 +2,7 @@
 
 import importlib
 
-from flask import Flask, Response, request
+from flask import Flask
 
 from backend.api import registry
 from backend.api_docs import init_api_docs
@@ -10,9 +10,10 @@ from backend.auth import init_auth
 from backend.caching import init_cache
 from backend.config_loading import ConfigError, load_config
 from backend.cookie_session import CookieSessionOnDemand
+from backend.cors import init_cors
 from backend.database import init_database
 from backend.errors import register_error_handlers
-from backend.extensions import cors, rebar
+from backend.extensions import rebar
 from backend.health import health
 from backend.http_rules import init_http_rules
 from backend.log_setup import configure_logging
@@ -40,28 +41,8 @@ def create_app(config: dict | None = None) -> Flask:
     register_api(app)
     init_auth(app)  # after the API: it checks configured scopes against the endpoints
     init_api_docs(app)
-    register_error_handlers(app)
+    register_error_handlers(app)  # last: these replace the handlers rebar registered
     return app
-
-
-def init_cors(app: Flask) -> None:
-    cors.init_app(
-        app,
-        resources={r"/api/*": {"origins": app.config["ALLOWED_ORIGINS"]}},
-        allow_headers=["Content-Type", app.config["AUTH_HEADER"]],
-        expose_headers=["Location"],
-        # Only requests from a browser (with an Origin) get CORS headers.
-        always_send=False,
-    )
-    if app.config["ALLOWED_ORIGINS"]:
-        app.after_request(vary_on_origin)
-
-
-def vary_on_origin(response: Response) -> Response:
-    """Caches must not hand an answer made without CORS headers to a browser's request."""
-    if request.path.startswith("/api/"):
-        response.vary.add("Origin")
-    return response
 
 
 def register_api(app: Flask) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 from flask_rebar import errors
-from flask_rebar.authenticators import HeaderApiKeyAuthenticator
+from flask_rebar.authenticators import Authenticator
 
 from backend.config_loading import ConfigError
 
@@ -93,12 +93,13 @@ def find_client(presented_key: str) -> ApiClient | None:
     return found
 
 
-class ApiKeyAuthenticator(HeaderApiKeyAuthenticator):
-    """Rebar's header API-key scheme, with keys, header and scopes read from the app.
+class ApiKeyAuthenticator(Authenticator):
+    """An API key in a header, like rebar's HeaderApiKeyAuthenticator, with keys, header
+    and scopes read from the app.
 
-    Rebar's own class holds one set of keys for the process; reading them from the
-    current app lets every app (and every test) carry its own configuration, and
-    comparing digests means a non-ASCII header cannot raise.
+    Rebar's own class holds one set of keys and one header for the process; reading
+    them from the current app lets every app (and every test) carry its own
+    configuration, and comparing digests means a non-ASCII header cannot raise.
     """
 
     def __init__(self, scope: str | None = None) -> None:

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -144,11 +145,12 @@ def _skip_reloading_own_answers(schema: Schema) -> None:
     every cache hit. A body this schema dumped needs no such check."""
     load = schema.loads
 
-    def loads(data: Any, *args: Any, **kwargs: Any) -> Any:
+    def loads(data: str | bytes | bytearray, /, **kwargs: Any) -> Any:
         if g.pop("cached_answer", None) == data:
             return None
-        return load(data, *args, **kwargs)
+        return load(data, **kwargs)
 
+    # Replacing one instance's method on purpose, which mypy reports for every method.
     schema.loads = loads  # type: ignore[method-assign]
 
 
@@ -188,7 +190,9 @@ class SafeRedisCache(RedisCache):
         self.skip_until = 0.0
 
     @classmethod
-    def factory(cls, app: Flask, config: dict, args: list, kwargs: dict) -> "SafeRedisCache":
+    def factory(
+        cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> RedisCache:
         timeout = config["CACHE_SOCKET_TIMEOUT"]
         config["CACHE_OPTIONS"] = {
             "socket_timeout": timeout,
@@ -225,17 +229,19 @@ class SafeRedisCache(RedisCache):
     def get_many(self, *keys: str) -> list[Any]:
         return self._call(super().get_many, [None] * len(keys), *keys)
 
-    def set(self, key: str, value: Any, timeout: int | None = None) -> Any:
+    def set(self, key: str, value: Any, timeout: int | timedelta | None = None) -> Any:
         return self._call(super().set, False, key, value, timeout)
 
     def set_even_while_skipping(self, key: str, value: Any) -> Any:
         """For invalidations: one lost here leaves every other worker serving stale answers."""
         return self._call(super().set, False, key, value, 0, skip=False)
 
-    def set_many(self, mapping: dict[str, Any], timeout: int | None = None) -> list[Any]:
+    def set_many(
+        self, mapping: dict[str, Any], timeout: int | timedelta | None = None
+    ) -> list[Any]:
         return self._call(super().set_many, [], mapping, timeout)
 
-    def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
+    def add(self, key: str, value: Any, timeout: int | timedelta | None = None) -> bool:
         return self._call(super().add, False, key, value, timeout)
 
     def delete(self, key: str) -> bool:

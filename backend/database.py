@@ -5,8 +5,10 @@ from datetime import UTC, datetime
 
 from flask import Flask, abort
 from sqlalchemy import DateTime, Engine, delete, event, inspect
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from backend.extensions import Model, db, migrate
 
@@ -45,12 +47,18 @@ def _ping_idle_connections(engine: Engine) -> None:
     (restart, failover) is replaced before use, so every worker recovers on its own."""
 
     @event.listens_for(engine, "checkin")
-    def note_checkin(_dbapi_connection: object, record: object) -> None:
-        record.info["checked_in"] = time.monotonic()  # type: ignore[attr-defined]
+    def note_checkin(
+        _dbapi_connection: DBAPIConnection | None, record: ConnectionPoolEntry
+    ) -> None:
+        record.info["checked_in"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def ping_if_idle(dbapi_connection: object, record: object, _proxy: object) -> None:
-        idle = time.monotonic() - record.info.get("checked_in", 0.0)  # type: ignore[attr-defined]
+    def ping_if_idle(
+        dbapi_connection: DBAPIConnection,
+        record: ConnectionPoolEntry,
+        _proxy: PoolProxiedConnection,
+    ) -> None:
+        idle = time.monotonic() - record.info.get("checked_in", 0.0)
         if idle < PING_AFTER_IDLE_SECONDS:
             return
         try:
@@ -59,8 +67,8 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise DisconnectionError() from error  # the pool replaces it and retries
 
 
-def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
     # SQLite ignores foreign keys, and so ON DELETE CASCADE, unless asked per connection.
     cursor.execute("PRAGMA foreign_keys = ON")
     # Readers no longer block the writer when several workers share the file.

@@ -37,4 +37,5 @@ cache = Cache()
 cors = CORS()
 rebar = Rebar()
 # Errors carry {"message", ...} only; rebar would add its own code to some of them.
-rebar.error_code_attr = None
+# None is rebar's documented way to leave the code out, but rebar infers `str` for it.
+rebar.error_code_attr = None  # type: ignore[assignment]

@@ -17,7 +17,9 @@ class UTCDateTime(fields.DateTime):
     time zone; clients get the same shape from both.
     """
 
-    def _serialize(self, value: datetime | None, attr: object, obj: object, **kwargs: object):  # noqa: ANN202
+    def _serialize(
+        self, value: datetime | None, attr: object, obj: object, **kwargs: object
+    ) -> str | float | None:
         if value is not None:
             value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return super()._serialize(value, attr, obj, **kwargs)

@@ -147,9 +147,11 @@ class OneLineFormatter(logging.Formatter):
         line = self.formatMessage(record)
         if more_lines:
             line += "\n" + _indent("\n".join(more_lines))
-        if record.exc_info or record.exc_text:
-            # Another handler may have formatted (and cached) the traceback already.
-            line += "\n" + _indent(record.exc_text or self.formatException(record.exc_info))
+        # Another handler may have formatted (and cached) the traceback already.
+        if record.exc_text:
+            line += "\n" + _indent(record.exc_text)
+        elif record.exc_info:
+            line += "\n" + _indent(self.formatException(record.exc_info))
         if record.stack_info:
             line += "\n" + _indent(self.formatStack(record.stack_info))
         record.one_line = (self._fmt, line)

@@ -3,8 +3,8 @@
 import fcntl
 import logging
 import os
+from io import TextIOWrapper
 from logging.handlers import WatchedFileHandler
-from typing import TextIO
 
 
 class SharedRotatingFileHandler(WatchedFileHandler):
@@ -27,7 +27,7 @@ class SharedRotatingFileHandler(WatchedFileHandler):
         self.max_bytes = max_bytes
         self.backup_count = backup_count
 
-    def _open(self) -> TextIO:
+    def _open(self) -> TextIOWrapper:
         stream = super()._open()
         # Remember which file is open, however it came to be opened.
         opened = os.fstat(stream.fileno())
@@ -42,6 +42,7 @@ class SharedRotatingFileHandler(WatchedFileHandler):
             if (
                 self.max_bytes > 0
                 and self.backup_count > 0
+                and self.stream is not None
                 and self.stream.tell() >= self.max_bytes
             ):
                 self.rotate()

@@ -23,8 +23,8 @@ from sqlalchemy import select
 from werkzeug.test import EnvironBuilder
 
 from backend import create_app
-from backend.app import vary_on_origin
 from backend.auth import requires_scope
+from backend.cors import vary_on_origin
 from backend.extensions import cache, db
 from backend.features.users.models import User
 from backend.features.users.schemas import UserPageSchema, UserSchema

@@ -15,6 +15,9 @@ logger = logging.getLogger(__name__)
 def prune_job_runs(days: int = 30) -> None:
     """Delete finished runs older than `days`: job_runs gains a row per run, forever."""
     cutoff = utcnow() - timedelta(days=days)
-    deleted = db.session.execute(delete(JobRun).where(JobRun.finished_at < cutoff)).rowcount
+    # On the session's connection (its transaction): Connection.execute returns a
+    # CursorResult, with the rowcount; Session.execute promises only a Result.
+    statement = delete(JobRun).where(JobRun.finished_at < cutoff)
+    deleted = db.session.connection().execute(statement).rowcount
     db.session.commit()
     logger.info("Pruned %d job run(s) finished before %s.", deleted, cutoff.isoformat())

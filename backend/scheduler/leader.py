@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
 
 
-def insert_for(engine: Engine) -> Callable:
+def insert_for(engine: Engine) -> Callable[..., postgresql.Insert | sqlite.Insert]:
     """INSERT with ON CONFLICT, which both supported databases have."""
     return (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
 
@@ -91,21 +91,20 @@ class LeaseElector(threading.Thread):
     def acquire_or_renew(self) -> bool:
         now = database_clock(self.engine)
         started = time.monotonic()
-        table = SchedulerLease.__table__
         with self.engine.begin() as connection:
             connection.execute(
-                insert_for(self.engine)(table)
+                insert_for(self.engine)(SchedulerLease)
                 .values(name=LEASE_NAME, expires_at=0)
                 .on_conflict_do_nothing(index_elements=["name"])
             )
             taken = connection.execute(
-                update(table)
+                update(SchedulerLease)
                 .where(
-                    table.c.name == LEASE_NAME,
+                    SchedulerLease.name == LEASE_NAME,
                     or_(
-                        table.c.owner == self.owner,
-                        table.c.owner.is_(None),
-                        table.c.expires_at < now,
+                        SchedulerLease.owner == self.owner,
+                        SchedulerLease.owner.is_(None),
+                        SchedulerLease.expires_at < now,
                     ),
                 )
                 .values(owner=self.owner, expires_at=now + self.ttl)
@@ -128,12 +127,11 @@ class LeaseElector(threading.Thread):
                 self.release()
 
     def release(self) -> None:
-        table = SchedulerLease.__table__
         try:
             with self.engine.begin() as connection:
                 connection.execute(
-                    update(table)
-                    .where(table.c.name == LEASE_NAME, table.c.owner == self.owner)
+                    update(SchedulerLease)
+                    .where(SchedulerLease.name == LEASE_NAME, SchedulerLease.owner == self.owner)
                     .values(owner=None, expires_at=0)
                 )
         except Exception as error:

@@ -28,7 +28,7 @@ from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from flask import Flask, g
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, Row, update
 
 from backend.database import utcnow
 from backend.scheduler.leader import insert_for
@@ -145,7 +145,7 @@ def claim_runs(
     if not run_times:
         return []
     by_utc = {as_utc(run_time): run_time for run_time in run_times}
-    rows = []
+    rows: list[Row[tuple[int, datetime]]] = []
     with engine.begin() as connection:
         # In chunks: a long catch-up can have more times than one statement may carry.
         for start in range(0, len(run_times), CLAIMS_PER_STATEMENT):

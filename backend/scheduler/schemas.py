@@ -69,17 +69,16 @@ class CronExpression(fields.Field):
         return value
 
 
-class TimeZone(fields.String):
-    """An IANA time zone name, such as "Europe/Paris"."""
+class TimeZone(fields.Field[ZoneInfo]):
+    """An IANA time zone name, such as "Europe/Paris"; loaded as a ZoneInfo."""
 
     default_error_messages = {"invalid": "Not a known time zone."}  # noqa: RUF012
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> ZoneInfo:
-        name = super()._deserialize(value, attr, data, **kwargs)
-        if len(name) > 100:
+        if not isinstance(value, str) or len(value) > 100:
             raise self.make_error("invalid")
         try:
-            return ZoneInfo(name)
+            return ZoneInfo(value)
         # A name that is no zone can also be a directory or a path that cannot be read.
         except (ZoneInfoNotFoundError, ValueError, OSError) as error:
             raise self.make_error("invalid") from error
