@@ -4,12 +4,8 @@
     invalidate("items")                        after a commit: the next read on any worker is fresh
     @cache.memoize() on f(generation("items"))  a function's result, invalidated the same way
 
-Each answer is stored with the namespace's generation it was made in, a random token
-that `invalidate` replaces: a read fetches the answer and the current generation in
-one round trip and serves the answer only if they match, so one write outdates every
-answer of the namespace at once, for every worker.
-Values are JSON in every backend, never pickle. `SafeRedisCache` turns Redis errors
-into misses, logged once, and skips Redis for `CACHE_RETRY_AFTER` seconds after one.
+Values are JSON in every backend, never pickle; `SafeRedisCache` turns Redis errors
+into misses.
 """
 
 import hashlib

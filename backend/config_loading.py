@@ -1,16 +1,8 @@
 """Layers the configuration sources and refuses settings that are unsafe to run with.
 
-Precedence, lowest first:
-    backend/settings.py      committed defaults, safe for development
-    backend/config.py        optional, gitignored; copy config.example.py (or name
-                             another file in BACKEND_CONFIG_FILE)
-    FLASK_<KEY> variables    values parsed as JSON when they are JSON
-    ENVIRONMENT, DATABASE_URL  the bare names hosting platforms set; ENVIRONMENT and
-                             FLASK_ENVIRONMENT must agree when both are set
-    create_app(config)       the dict tests pass
-
-A bad setting stops the process with one line on stderr naming the key, rather
-than a traceback, because that is what an operator reading a failed deploy needs.
+Precedence, lowest first: backend/settings.py, backend/config.py (or BACKEND_CONFIG_FILE),
+FLASK_<KEY> variables, ENVIRONMENT and DATABASE_URL, the dict given to create_app.
+A bad setting stops the process with one line on stderr naming the key.
 """
 
 import os

@@ -1,15 +1,6 @@
-"""What every request must be, before a handler sees it, and what every answer is.
-
-- A JSON body is nested at most `MAX_JSON_DEPTH` levels, and its strings can be
-  stored: no NUL character (PostgreSQL refuses it in text) and no lone surrogate
-  (not encodable as UTF-8). Otherwise 400, naming the field. Query values: no NUL.
-- A body larger than `MAX_CONTENT_LENGTH` is a 413 however it is sent (werkzeug stops
-  reading a chunked body at the limit without saying so), and one that cannot be
-  read (broken chunked encoding) a 400, never a 500.
-- No redirects: werkzeug would answer `//` in a path (now a 404) or a trailing slash
-  (now matched either way) with an HTML redirect to a URL built from the client's
-  Host header.
-- An answer without a body claims no content type; OPTIONS without CORS is a 204.
+"""What every request must be before a handler sees it, and what every answer is:
+storable strings, bounded JSON, readable bodies, no redirects (README, "Hostile input
+and racing requests").
 """
 
 import re

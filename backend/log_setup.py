@@ -1,21 +1,8 @@
 """Logging: one line per event, to the console and to a file every worker shares.
 
-    2020-07-23 16:29:02,868 | INFO | backend.log_setup.log_request::66 | GET | /api/v1/users | limit=2 | 200 OK | 3.1 ms
     datetime | level | location_in_code | method | path | query_params | status | description
 
-Fields that have no value (outside a request, say) are "-". Every request gets one
-line with its status and duration. Control characters are escaped, and so is the
-separator ("|" becomes "\\|"), so a line always splits into exactly these fields;
-tracebacks and the further lines of a message are indented beneath their line, so
-every line that starts at the left margin is one whole event that no client can
-forge. The query shows each parameter's value only for names in LOG_QUERY_VALUES,
-"***" for every other value, and "***" for a name that is not a plain word:
-secrets come under too many names and spellings to recognise them. Headers and
-bodies are never logged, and Python's warnings come through the same format.
-
-Every gunicorn worker appends to the same file, which one of them rotates when it is
-full (backend/shared_log_file.py): no line is lost or interleaved, and writing one
-takes no lock (the standard RotatingFileHandler is not safe across processes).
+The format, what is escaped and redacted, and why: README, "Logging".
 """
 
 import logging

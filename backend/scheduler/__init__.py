@@ -1,22 +1,8 @@
 """Scheduled jobs that run exactly once per scheduled time, however many processes run the app.
 
-Flask-APScheduler and APScheduler, with four additions:
-
-- Jobs live in the application's database (`apscheduler_jobs`, created by a
-  migration), shared by every worker and host, and survive restarts.
-- One instance at a time is the leader and runs jobs (leader.py: a lease row in the
-  database). The others keep their scheduler paused, which still lets them add or
-  change jobs in the shared store from the HTTP API (http_api.py).
-- Every scheduled run time is claimed in `job_runs` before it runs (runs.py): the
-  unique (job_id, scheduled_run_time) makes a second claim fail, so no time runs
-  twice, even with two leaders. Outcomes, errors included, are recorded there.
-- The leader keeps `JOBS` from config in the store without postponing unchanged
-  jobs (config_jobs.py), takes over what a dead leader had claimed, and catches up
-  missed times (coalesce=False, misfire_grace_time=None).
-
-Where it runs: gunicorn workers start it after the fork (gunicorn.conf.py); the
-development server starts it in the reloader's child only; `flask scheduler serve`
-runs it as a process of its own. `SCHEDULER_ENABLED = False` keeps a process out.
+`init_scheduler` builds one app's scheduler: jobs in the database, a leader lease, and
+an executor that claims each run time before running it. How the pieces fit, and the
+library internals they rely on: README.md beside this file.
 """
 
 import atexit

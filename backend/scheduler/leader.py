@@ -1,14 +1,5 @@
-"""Leader election: one instance at a time holds a lease row and runs the jobs.
-
-Every process that may run jobs starts a `LeaseElector` thread. Every `interval`
-seconds it takes the lease if it is free or expired, or renews it if it holds it,
-for `ttl` seconds measured by the database's clock, so the hosts' clocks never
-matter. A leader that cannot renew steps down by its own clock before anyone else
-may take over. A leader that stops cleanly releases the lease at once; one that
-dies is replaced once its lease expires, within ttl + interval seconds.
-
-The lease only decides who works. Exactly-once comes from `job_runs` (see runs.py):
-even two leaders at once could not run one scheduled time twice.
+"""Leader election: one instance at a time holds a lease row and runs the jobs
+(README.md: "The leader").
 """
 
 import logging

@@ -1,18 +1,5 @@
-"""Running jobs exactly once per scheduled time, and recording every run in `job_runs`.
-
-APScheduler hands due run times to the executor before it moves the job's
-`next_run_time` on. `RecordingExecutor` first claims each time by inserting a
-`pending` row; the unique (job_id, scheduled_run_time) lets exactly one instance
-win. Only then is the schedule moved on, so a time is never lost: if the instance
-dies after claiming, the next leader adopts the pending rows and runs them.
-
-Each claimed time then runs in a fresh app context (a clean database session,
-removed afterwards), marked `running`, then `succeeded`, `failed` (with the
-traceback, which is also logged) or `missed`. A run cut short by a crash stays
-`running` until the next leader marks it `interrupted`; it is not run again.
-
-Runs of one job never overlap and are never dropped: a time that comes due while
-the job still runs waits in that job's queue.
+"""Claims each scheduled time in `job_runs` before running it, runs it in a clean app
+context, and records the outcome (README.md: "Runs").
 """
 
 import logging
