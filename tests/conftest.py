@@ -3,21 +3,87 @@
 Tests run on in-memory SQLite by default, and on PostgreSQL when TEST_DATABASE_URL
 names a database (the schema is built there once with the real migrations, and
 every table is truncated after each test).
+
+Tests that police every API operation take the list from `api_operations()`, read
+from rebar's registry, so adding or removing a feature needs no edit here.
 """
 
 import os
+import re
+from dataclasses import dataclass
 
 import flask_migrate
 import pytest
+from flask_rebar.rebar import PathDefinition
 from sqlalchemy import text
 
 from backend import create_app
+from backend.api import registry
+from backend.app import import_features
+from backend.auth import ApiKeyAuthenticator
 from backend.extensions import db
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 AUTH_KEY = "test-default-key"
 REPORTING_KEY = "test-reporting-key"  # read-only client
 NO_SCOPES_KEY = "test-no-scopes-key"
+
+
+@dataclass(frozen=True)
+class ApiOperation:
+    """One method of one API route, as its feature registered it."""
+
+    method: str
+    rule: str  # with its prefix and parameters: /api/v1/users/<id:user_id>
+    definition: PathDefinition
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.rule}"
+
+    @property
+    def url(self) -> str:
+        """The rule with 1 for every path parameter."""
+        return re.sub(r"<[^>]+>", "1", self.rule)
+
+    @property
+    def openapi_path(self) -> str:
+        """The rule as OpenAPI writes it: <id:user_id> is {user_id}."""
+        return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", self.rule)
+
+    @property
+    def feature(self) -> str:
+        """The folder of backend/features whose handlers registered it."""
+        module = self.definition.func.__module__
+        return module.removeprefix("backend.features.").removesuffix(".handlers")
+
+    @property
+    def scopes(self) -> list[str | None]:
+        return [
+            authenticator.scope
+            for authenticator in self.definition.authenticators
+            if isinstance(authenticator, ApiKeyAuthenticator)
+        ]
+
+
+def api_operations() -> list[ApiOperation]:
+    """Every operation of the features listed in FEATURES (backend/app.py)."""
+    import_features()  # importing the features' handlers fills the registry
+    return [
+        ApiOperation(method.upper(), rule, definition)
+        for rule, methods in registry.paths.items()
+        for method, definition in methods.items()
+    ]
+
+
+# The read-only client's scopes: every `:read` scope the endpoints declare.
+READ_SCOPES = sorted(
+    {
+        scope
+        for operation in api_operations()
+        for scope in operation.scopes
+        if scope and scope.endswith(":read")
+    }
+)
 
 
 # What production needs to start: real secrets and a cache shared by all workers.
@@ -35,7 +101,7 @@ def make_config(**overrides: object) -> dict:
         "SQLALCHEMY_DATABASE_URI": TEST_DATABASE_URL or "sqlite://",
         "AUTH_KEY": AUTH_KEY,
         "API_CLIENTS": {
-            "reporting": {"key": REPORTING_KEY, "scopes": ["users:read", "items:read"]},
+            "reporting": {"key": REPORTING_KEY, "scopes": READ_SCOPES},
             "no-scopes": {"key": NO_SCOPES_KEY, "scopes": []},
         },
         "ALLOWED_ORIGINS": ["https://app.example.com"],

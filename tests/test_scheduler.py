@@ -19,7 +19,7 @@ from backend.scheduler.leader import LeaseElector
 from backend.scheduler.models import JobRun
 from backend.scheduler.runs import adopt_orphans, as_utc, claim_runs
 from tests import scheduled_jobs
-from tests.conftest import AUTH_KEY, REPORTING_KEY, TEST_DATABASE_URL
+from tests.conftest import AUTH_KEY, READ_SCOPES, REPORTING_KEY, TEST_DATABASE_URL
 
 
 def every_second(job_id: str, func: str = "tests.scheduled_jobs:record") -> dict:
@@ -415,7 +415,7 @@ def api_app(scheduler_app_factory):
         SCHEDULER_API_ENABLED=True,
         API_CLIENTS={
             "ops": {"key": "ops-key", "scopes": ["scheduler:admin"]},
-            "reporting": {"key": REPORTING_KEY, "scopes": ["items:read"]},
+            "reporting": {"key": REPORTING_KEY, "scopes": READ_SCOPES},
         },
     )
     # What every process that is not the leader does: a paused scheduler on the store.
