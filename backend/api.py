@@ -6,6 +6,8 @@ say how the API's own types (ids, emails, storable strings, keys with scopes) ap
 in the document rebar generates.
 """
 
+from typing import Any
+
 from flask_rebar import SwaggerV3Generator
 from flask_rebar.authenticators import Authenticator
 from flask_rebar.swagger_generation import swagger_words as sw
@@ -14,12 +16,14 @@ from flask_rebar.swagger_generation.authenticator_to_swagger import (
     AuthenticatorConverterRegistry,
 )
 from flask_rebar.swagger_generation.marshmallow_to_swagger import (
+    UNSET,
+    LengthConverter,
     StringConverter,
     request_body_converter_registry,
     response_converter_registry,
     sets_swagger_attr,
 )
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from backend.auth import ApiKeyAuthenticator
 from backend.extensions import rebar
@@ -51,6 +55,24 @@ class EmailConverter(StringConverter):
         return "^[^\\s\\u0000-\\u001f]+@[^\\s\\u0000-\\u001f]+\\.[A-Za-z]{2,}$"
 
 
+class NullableLengthConverter(LengthConverter):
+    """Documents the length limits of a string that may also be null: rebar gives them
+    only where the type is exactly "string", not ["string", "null"]."""
+
+    @sets_swagger_attr(sw.min_length)
+    def get_minimum_length(self, obj: validate.Length, context: Any) -> object:
+        return obj.min if obj.min is not None and _is_string(context) else UNSET
+
+    @sets_swagger_attr(sw.max_length)
+    def get_maximum_length(self, obj: validate.Length, context: Any) -> object:
+        return obj.max if obj.max is not None and _is_string(context) else UNSET
+
+
+def _is_string(context: Any) -> bool:
+    type_ = context.memo[sw.type_]
+    return type_ == sw.string or (isinstance(type_, list) and sw.string in type_)
+
+
 class ApiKeyConverter(AuthenticatorConverter):
     """Documents the key's header and, per operation, the scope it needs (OpenAPI 3.1)."""
 
@@ -75,6 +97,7 @@ def _api_key(obj: Authenticator) -> ApiKeyAuthenticator:
 # Rebar's registries are its documented place for converters of custom field types.
 for converters in (request_body_converter_registry, response_converter_registry):
     converters.register_type(EmailConverter())
+    converters.register_type(NullableLengthConverter())
 request_body_converter_registry.register_type(StorableStringConverter())
 
 authenticator_converters = AuthenticatorConverterRegistry()

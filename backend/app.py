@@ -17,6 +17,7 @@ from backend.extensions import rebar
 from backend.health import health
 from backend.http_rules import init_http_rules
 from backend.log_setup import configure_logging
+from backend.scaffold import init_scaffold
 from backend.scheduler import init_scheduler
 from backend.url_converters import IdConverter
 
@@ -41,6 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_api(app)
     init_auth(app)  # after the API: it checks configured scopes against the endpoints
     init_api_docs(app)
+    init_scaffold(app)
     register_error_handlers(app)  # last: these replace the handlers rebar registered
     return app
 
