@@ -1,5 +1,6 @@
 import logging
 
+import sqlalchemy as sa
 from alembic import context
 from flask import current_app
 from sqlalchemy.exc import OperationalError
@@ -65,6 +66,15 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+def render_portable_types(type_, obj, autogen_context):
+    """A column read back from SQLite (a dropped table, in the downgrade) can have
+    SQLite's DATETIME, which PostgreSQL lacks: written as sa.DateTime, the migration
+    runs on both databases whichever one it was generated against."""
+    if type_ == "type" and isinstance(obj, sa.DATETIME):
+        return "sa.DateTime()"
+    return False
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -86,6 +96,7 @@ def run_migrations_online():
     conf_args = current_app.extensions["migrate"].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    conf_args.setdefault("render_item", render_portable_types)
 
     connectable = get_engine()
 
