@@ -6,10 +6,12 @@ say how the API's own types (ids, emails, storable strings, keys with scopes) ap
 in the document rebar generates.
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 from flask_rebar import SwaggerV3Generator
 from flask_rebar.authenticators import Authenticator
+from flask_rebar.rebar import PathDefinition
 from flask_rebar.swagger_generation import swagger_words as sw
 from flask_rebar.swagger_generation.authenticator_to_swagger import (
     AuthenticatorConverter,
@@ -113,3 +115,10 @@ registry = rebar.create_handler_registry(
     spec_path=None,
     swagger_ui_path=None,
 )
+
+
+def operations() -> Iterator[tuple[str, str, PathDefinition]]:
+    """Every (rule, method, definition) registered so far: what the API serves."""
+    for rule, methods in registry.paths.items():
+        for method, definition in methods.items():
+            yield rule, method, definition

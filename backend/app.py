@@ -4,7 +4,7 @@ import importlib
 
 from flask import Flask
 
-from backend.api import registry
+from backend.api import operations
 from backend.api_docs import init_api_docs
 from backend.auth import init_auth
 from backend.caching import init_cache
@@ -63,11 +63,7 @@ def import_features() -> None:
     listed = [f"backend.features.{name}.handlers" for name in FEATURES]
     for module in listed:
         importlib.import_module(module)
-    unlisted = {
-        definition.func.__module__
-        for methods in registry.paths.values()
-        for definition in methods.values()
-    } - set(listed)
+    unlisted = {definition.func.__module__ for _, _, definition in operations()} - set(listed)
     if unlisted:
         raise ConfigError(
             f"Config error: {', '.join(sorted(unlisted))} registered endpoints but "

@@ -27,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from backend.api import registry
+from backend.api import operations
 from backend.config_loading import ConfigError
 from backend.extensions import cache
 
@@ -126,12 +126,11 @@ def _is_answer_of(answer: Any, generation: str) -> bool:
 
 def _success_schema_of(handler: Callable) -> Schema:
     """The schema rebar was given for the handler's 200, set up to trust this cache."""
-    for methods in registry.paths.values():
-        for definition in methods.values():
-            if definition.func is handler:
-                schema = definition.response_body_schema[200]
-                _skip_reloading_own_answers(schema)
-                return schema
+    for _, _, definition in operations():
+        if definition.func is handler:
+            schema = definition.response_body_schema[200]
+            _skip_reloading_own_answers(schema)
+            return schema
     raise LookupError(f"{handler.__name__}: put @cached_response under @registry.handles.")
 
 

@@ -18,7 +18,7 @@ from flask_rebar.rebar import PathDefinition
 from sqlalchemy import text
 
 from backend import create_app
-from backend.api import registry
+from backend.api import operations
 from backend.app import import_features
 from backend.auth import ApiKeyAuthenticator
 from backend.extensions import db
@@ -69,9 +69,7 @@ def api_operations() -> list[ApiOperation]:
     """Every operation of the features listed in FEATURES (backend/app.py)."""
     import_features()  # importing the features' handlers fills the registry
     return [
-        ApiOperation(method.upper(), rule, definition)
-        for rule, methods in registry.paths.items()
-        for method, definition in methods.items()
+        ApiOperation(method.upper(), rule, definition) for rule, method, definition in operations()
     ]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import flask_migrate
 import pytest
 
+from backend.api import operations
 from backend.app import FEATURES, import_features
 from backend.extensions import Model, db
 from backend.scaffold.cli import scaffold_command
@@ -256,12 +257,7 @@ def test_the_name_of_a_table_or_model_is_refused(scaffold, project, table):
 
 def test_a_handler_name_already_registered_is_refused(scaffold, app):
     """A list handler of a hand-written feature (items' list_user_items, say) names no table."""
-    registry = next(iter(app.extensions["rebar"]["handler_registries"]))
-    handlers = [
-        definition.func.__name__
-        for methods in registry.paths.values()
-        for definition in methods.values()
-    ]
+    handlers = [definition.func.__name__ for _, _, definition in operations()]
     plurals = [
         handler.removeprefix("list_")
         for handler in handlers

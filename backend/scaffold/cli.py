@@ -11,8 +11,6 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import DBAPIError
 
 from backend.extensions import db
-from backend.scaffold.specs import check_against_app, parse_resource
-from backend.scaffold.writer import format_with_ruff, plan, write
 
 
 @click.command(
@@ -36,6 +34,11 @@ def scaffold_command(
     bool, date, datetime or fk=TABLE; a trailing ? makes it optional. Without
     fields: name:str description:text?
     """
+    # Imported here, not at the top: every worker registers this command at start and
+    # would pay about 10 ms of import for a tool only developers run.
+    from backend.scaffold.specs import check_against_app, parse_resource
+    from backend.scaffold.writer import format_with_ruff, plan, write
+
     resource = check_against_app(parse_resource(name, fields, singular))
     root = root or Path(current_app.root_path).parent
     files = plan(resource, root)

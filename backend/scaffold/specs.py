@@ -19,6 +19,7 @@ import click
 from flask import current_app
 from marshmallow import Schema
 
+from backend.api import operations, registry
 from backend.auth import declared_scopes
 from backend.extensions import Model, db
 
@@ -257,22 +258,16 @@ def check_against_app(resource: Resource) -> Resource:
                 f"A model named {resource.model!r} exists already ({mapper.class_.__module__}); "
                 "pass --singular with another name."
             )
-    registries = current_app.extensions["rebar"]["handler_registries"]
-    handlers = {
-        definition.func.__name__
-        for handler_registry in registries
-        for methods in handler_registry.paths.values()
-        for definition in methods.values()
-    }
+    handlers = {definition.func.__name__ for _, _, definition in operations()}
     for handler in resource.handlers:
         if handler in handlers:
             raise ScaffoldError(f"A handler named {handler!r} exists already.")
-    for handler_registry in registries:
-        path = f"/{handler_registry.prefix.strip('/')}/{resource.name}"
-        if any(rule == path or rule.startswith(f"{path}/") for rule in handler_registry.paths):
-            raise ScaffoldError(f"The API serves {path} already.")
+    path = f"/{registry.prefix.strip('/')}/{resource.name}"
+    if any(rule == path or rule.startswith(f"{path}/") for rule, _, _ in operations()):
+        raise ScaffoldError(f"The API serves {path} already.")
+    declared = declared_scopes(current_app)
     for scope in resource.scopes:
-        if scope in declared_scopes(current_app):
+        if scope in declared:
             raise ScaffoldError(f"The scope {scope!r} is declared already.")
     return replace(resource, fields=tuple(with_reference(spec) for spec in resource.fields))
 
