@@ -15,11 +15,23 @@ development secrets until real ones are set.
 # Generate each with: python -c "import secrets; print(secrets.token_urlsafe(32))"
 # SECRET_KEY = "..."
 # AUTH_KEY = "..."
+# JWT_SECRET_KEY = "..."   (32 characters at least)
 
 # More API clients, each with only the scopes it needs:
 # API_CLIENTS = {
 #     "reporting": {"key": "...", "scopes": ["users:read", "items:read"]},
 # }
+
+# People's accounts: close self-registration, add a role between user and admin.
+# REGISTRATION_OPEN = False
+# ROLES = ["user", "support", "editor", "admin"]
+# ROLE_SCOPES = {"user": ["me:read", "me:write", "items:read", "items:write"],
+#                "support": ["users:read", "audit:read"], "editor": [], "admin": ["*"]}
+# PASSWORD_RESET_URL = "https://app.example.com/reset-password?token={token}"
+
+# Outgoing mail. Percent-encode special characters in the password (@ is %40).
+# MAIL_URL = "smtp+starttls://user:password@smtp.example.com:587"
+# MAIL_FROM = "Example <no-reply@example.com>"
 
 # SQLALCHEMY_DATABASE_URI = "postgresql://user:password@127.0.0.1:5432/backend"
 

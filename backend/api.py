@@ -9,6 +9,7 @@ in the document rebar generates.
 from collections.abc import Iterator
 from typing import Any
 
+from flask import current_app
 from flask_rebar import SwaggerV3Generator
 from flask_rebar.authenticators import Authenticator
 from flask_rebar.rebar import PathDefinition
@@ -21,19 +22,21 @@ from flask_rebar.swagger_generation.marshmallow_to_swagger import (
     UNSET,
     LengthConverter,
     StringConverter,
+    query_string_converter_registry,
     request_body_converter_registry,
     response_converter_registry,
     sets_swagger_attr,
 )
 from marshmallow import fields, validate
 
-from backend.auth import ApiKeyAuthenticator
+from backend.auth import ScopeAuthenticator
 from backend.extensions import rebar
+from backend.fields import SettingChoice
 from backend.url_converters import IdConverter
 
 
 class StorableStringConverter(StringConverter):
-    """Says what backend/http_rules.py enforces of request bodies: no NUL character."""
+    """Says what backend/http_rules.py enforces of bodies and queries: no NUL character."""
 
     MARSHMALLOW_TYPE = fields.String
 
@@ -57,6 +60,16 @@ class EmailConverter(StringConverter):
         return "^[^\\s\\u0000-\\u001f]+@[^\\s\\u0000-\\u001f]+\\.[A-Za-z]{2,}$"
 
 
+class SettingChoiceConverter(StringConverter):
+    """Lists the app's configured values (ROLES, say) as the field's enum."""
+
+    MARSHMALLOW_TYPE = SettingChoice  # type: ignore[assignment]
+
+    @sets_swagger_attr(sw.enum)
+    def get_enum(self, obj: SettingChoice, context: object) -> list[str]:
+        return list(current_app.config[obj.setting])
+
+
 class NullableLengthConverter(LengthConverter):
     """Documents the length limits of a string that may also be null: rebar gives them
     only where the type is exactly "string", not ["string", "null"]."""
@@ -75,24 +88,39 @@ def _is_string(context: Any) -> bool:
     return type_ == sw.string or (isinstance(type_, list) and sw.string in type_)
 
 
-class ApiKeyConverter(AuthenticatorConverter):
-    """Documents the key's header and, per operation, the scope it needs (OpenAPI 3.1)."""
+BEARER_SCHEME = "bearerAuth"
 
-    AUTHENTICATOR_TYPE = ApiKeyAuthenticator
+
+class ScopeConverter(AuthenticatorConverter):
+    """Documents both ways in, the key's header and bearer tokens, and per operation the
+    scope it needs: either one will do (OpenAPI 3.1 lets schemes of any type list scopes)."""
+
+    AUTHENTICATOR_TYPE = ScopeAuthenticator
 
     def get_security_schemes(self, obj: Authenticator, context: object = None) -> dict:
-        key = _api_key(obj)
-        return {key.name: {"type": "apiKey", "in": "header", "name": key.header}}
+        key = _scoped(obj)
+        return {
+            key.name: {"type": "apiKey", "in": "header", "name": key.header},
+            BEARER_SCHEME: {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "The access_token from POST /auth/login.",
+            },
+        }
 
     def get_security_requirements(self, obj: Authenticator, context: object = None) -> list[dict]:
-        key = _api_key(obj)
-        return [{key.name: [key.scope] if key.scope else []}]
+        key = _scoped(obj)
+        scopes = [key.scope] if key.scope else []
+        if key.users_only:
+            return [{BEARER_SCHEME: scopes}]
+        return [{key.name: scopes}, {BEARER_SCHEME: scopes}]
 
 
-def _api_key(obj: Authenticator) -> ApiKeyAuthenticator:
+def _scoped(obj: Authenticator) -> ScopeAuthenticator:
     # Rebar hands a converter only authenticators of its AUTHENTICATOR_TYPE.
-    if not isinstance(obj, ApiKeyAuthenticator):
-        raise TypeError(f"ApiKeyConverter cannot document {type(obj).__name__}.")
+    if not isinstance(obj, ScopeAuthenticator):
+        raise TypeError(f"ScopeConverter cannot document {type(obj).__name__}.")
     return obj
 
 
@@ -100,16 +128,18 @@ def _api_key(obj: Authenticator) -> ApiKeyAuthenticator:
 for converters in (request_body_converter_registry, response_converter_registry):
     converters.register_type(EmailConverter())
     converters.register_type(NullableLengthConverter())
-request_body_converter_registry.register_type(StorableStringConverter())
+    converters.register_type(SettingChoiceConverter())
+for converters in (request_body_converter_registry, query_string_converter_registry):
+    converters.register_type(StorableStringConverter())
 
 authenticator_converters = AuthenticatorConverterRegistry()
-authenticator_converters.register_type(ApiKeyConverter())
+authenticator_converters.register_type(ScopeConverter())
 openapi_generator = SwaggerV3Generator(authenticator_converter_registry=authenticator_converters)
 openapi_generator.register_flask_converter_to_swagger_type("id", IdConverter)
 
 registry = rebar.create_handler_registry(
     prefix="/api/v1",
-    default_authenticators=[ApiKeyAuthenticator()],
+    default_authenticators=[ScopeAuthenticator()],
     swagger_generator=openapi_generator,
     # Served by backend/api_docs, which adds the configured title and can require credentials.
     spec_path=None,

@@ -1,6 +1,7 @@
 """The application factory: read top to bottom, it is the table of contents of the app."""
 
 import importlib
+import importlib.util
 
 from flask import Flask
 
@@ -17,6 +18,7 @@ from backend.extensions import rebar
 from backend.health import health
 from backend.http_rules import init_http_rules
 from backend.log_setup import configure_logging
+from backend.mail import init_mail
 from backend.scaffold import init_scaffold
 from backend.scheduler import init_scheduler
 from backend.url_converters import IdConverter
@@ -25,6 +27,8 @@ from backend.url_converters import IdConverter
 # here; delete a line (and the folder) to remove one.
 FEATURES = (
     "users",
+    "accounts",
+    "audit",
     "items",
 )
 
@@ -39,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_cache(app)
     init_scheduler(app)
     init_cors(app)
+    init_mail(app)
     register_api(app)
     init_auth(app)  # after the API: it checks configured scopes against the endpoints
     init_api_docs(app)
@@ -52,6 +57,14 @@ def register_api(app: Flask) -> None:
     import_features()
     rebar.init_app(app)
     app.register_blueprint(health)
+    register_commands(app)
+
+
+def register_commands(app: Flask) -> None:
+    """A feature's `cli.py`, if it has one, adds its command group: `flask users ...`."""
+    for name in FEATURES:
+        if importlib.util.find_spec(f"backend.features.{name}.cli"):
+            app.cli.add_command(importlib.import_module(f"backend.features.{name}.cli").cli)
 
 
 def import_features() -> None:

@@ -154,7 +154,7 @@ def _generation_key(namespace: str) -> str:
 
 
 def _answer_key(namespace: str, per_client: bool) -> str:
-    client = g.api_client if per_client else ""
+    client = str(g.caller) if per_client else ""
     # Hashed: the query string is the client's, of any length and content.
     request_id = hashlib.sha256(f"{client} {request.full_path}".encode()).hexdigest()
     return f"{namespace}:answer:{request_id}"
@@ -169,6 +169,14 @@ class JsonSerializer(BaseSerializer):
     def loads(self, bvalue: bytes | None) -> Any:
         # None is a missing key. Integers from INCR are plain digits, which is JSON too.
         return None if bvalue is None else json.loads(bvalue)
+
+
+# KEYS[1]: the key; ARGV: the value that must not be replaced, the new value, seconds.
+SET_UNLESS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
 
 
 class SafeRedisCache(RedisCache):
@@ -227,9 +235,23 @@ class SafeRedisCache(RedisCache):
     def set(self, key: str, value: Any, timeout: int | timedelta | None = None) -> Any:
         return self._call(super().set, False, key, value, timeout)
 
-    def set_even_while_skipping(self, key: str, value: Any) -> Any:
-        """For invalidations: one lost here leaves every other worker serving stale answers."""
-        return self._call(super().set, False, key, value, 0, skip=False)
+    def set_even_while_skipping(self, key: str, value: Any, timeout: int = 0) -> Any:
+        """For invalidations and revocations: one lost here leaves every other worker
+        serving stale answers, or accepting a revoked token."""
+        return self._call(super().set, False, key, value, timeout, skip=False)
+
+    def set_unless(self, key: str, value: Any, unless: Any, timeout: int) -> bool:
+        """Sets the key unless it holds `unless`, in one step in Redis; tried even while
+        skipping. For session states: a role change must not undo a revocation."""
+        script = self._write_client.register_script(SET_UNLESS)
+        dumps = self.serializer.dumps
+        return self._call(
+            lambda: script(
+                keys=[self._get_prefix() + key], args=[dumps(unless), dumps(value), timeout]
+            ),
+            False,
+            skip=False,
+        )
 
     def set_many(
         self, mapping: dict[str, Any], timeout: int | timedelta | None = None

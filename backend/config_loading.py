@@ -70,9 +70,13 @@ def _check(config: dict) -> None:
         raise ConfigError(
             'Config error: API_CLIENTS must look like {"name": {"key": "...", "scopes": [...]}}.'
         )
+    if "{token}" not in str(config["PASSWORD_RESET_URL"]):
+        raise ConfigError("Config error: PASSWORD_RESET_URL must contain {token}.")
     if config["ENVIRONMENT"] == "production":
         for key in ("SECRET_KEY", "AUTH_KEY"):
             _require_real_secret(config, key)
+        # HS256 wants a key at least as long as its 32-byte output (RFC 7518, 3.2).
+        _require_real_secret(config, "JWT_SECRET_KEY", min_length=32)
         if config["AUTH_DISABLED"]:
             raise ConfigError(
                 "Config error: AUTH_DISABLED is for development; production refuses it."
@@ -89,12 +93,12 @@ def _valid_clients(clients: object) -> bool:
     )
 
 
-def _require_real_secret(config: dict, key: str) -> None:
+def _require_real_secret(config: dict, key: str, min_length: int = MIN_SECRET_LENGTH) -> None:
     value = str(config.get(key) or "")
     if not value or value == getattr(settings, key):
         problem = "is missing or still the development default"
-    elif len(value) < MIN_SECRET_LENGTH:
-        problem = f"is shorter than {MIN_SECRET_LENGTH} characters"
+    elif len(value) < min_length:
+        problem = f"is shorter than {min_length} characters"
     else:
         return
     raise ConfigError(

@@ -9,8 +9,8 @@ def init_cors(app: Flask) -> None:
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": app.config["ALLOWED_ORIGINS"]}},
-        allow_headers=["Content-Type", app.config["AUTH_HEADER"]],
-        expose_headers=["Location"],
+        allow_headers=["Content-Type", "Authorization", app.config["AUTH_HEADER"]],
+        expose_headers=["Location", "Retry-After"],
         # Only requests from a browser (with an Origin) get CORS headers.
         always_send=False,
     )

@@ -4,7 +4,7 @@ import time
 from datetime import UTC, datetime
 
 from flask import Flask, abort
-from sqlalchemy import DateTime, Engine, delete, event, inspect
+from sqlalchemy import DateTime, Delete, Engine, delete, event, inspect
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -87,6 +87,17 @@ def delete_or_404(model: type[Model], id: int, description: str) -> None:
     if deleted is None:
         abort(404, description=description)
     db.session.commit()
+
+
+def delete_and_count(statement: Delete) -> int:
+    """Runs a bulk DELETE and commits; how many rows went (for a clean-up job's log line).
+
+    On the session's connection (its transaction): Connection.execute returns a
+    CursorResult, with the rowcount; Session.execute promises only a Result.
+    """
+    deleted = db.session.connection().execute(statement).rowcount
+    db.session.commit()
+    return deleted
 
 
 def utcnow() -> datetime:

@@ -6,6 +6,7 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import current_app
 from marshmallow import ValidationError, fields
 
 ASCII_INTEGER = re.compile(r"-?[0-9]+")
@@ -103,3 +104,19 @@ class JSONBoolean(fields.Boolean):
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value
+
+
+class SettingChoice(fields.String):
+    """One of the values listed in a setting, e.g. SettingChoice("ROLES"): the list can
+    change in config, and the OpenAPI document lists the app's values as its enum."""
+
+    def __init__(self, setting: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.setting = setting
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        choice = super()._deserialize(value, attr, data, **kwargs)
+        choices = current_app.config[self.setting]
+        if choice not in choices:
+            raise ValidationError(f"Must be one of: {', '.join(choices)}.")
+        return choice

@@ -73,8 +73,18 @@ def _start_timer() -> None:
 
 
 def log_request(response: Response) -> Response:
+    """The request's line: how long it took, who called (g.caller, set by backend/auth.py)
+    and from which address."""
     elapsed_ms = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
-    logger.info("%.1f ms", elapsed_ms, extra={"status": escape(response.status)})
+    caller = g.get("caller")
+    who = f"{caller} " if caller is not None else ""
+    logger.info(
+        "%.1f ms %sip=%s",
+        elapsed_ms,
+        who,
+        request.remote_addr or EMPTY,
+        extra={"status": escape(response.status)},
+    )
     return response
 
 

@@ -26,13 +26,55 @@ API_CLIENTS: dict[str, dict] = {}
 # Development only: let every request in without a key. Refused in production.
 AUTH_DISABLED = False
 
+# People sign in with email and password (POST /api/v1/auth/login) and send the access
+# token as "Authorization: Bearer ...". Roles, lowest first: each role has the scopes
+# of its own and of every role below it. "*" is every scope.
+ROLES = ["user", "editor", "admin"]
+ROLE_SCOPES: dict[str, list[str]] = {
+    "user": ["me:read", "me:write", "items:read", "items:write"],
+    # Editors also change and delete items that others own (backend/features/items).
+    "editor": [],
+    "admin": ["*"],
+}
+# Anyone may create an account with POST /api/v1/auth/register; False answers 403.
+REGISTRATION_OPEN = True
+
+# Signs access, refresh and password-reset tokens. Must be replaced in production.
+JWT_SECRET_KEY = "dev-jwt-secret-change-me-in-production"
+# Seconds an access token works, and a refresh token (each refresh starts it again).
+ACCESS_TOKEN_TTL = 15 * 60
+REFRESH_TOKEN_TTL = 30 * 24 * 3600
+# Seconds the shared cache keeps a session's state between database checks: also the
+# longest a revocation made while Redis was unreachable from the revoking worker (and
+# only then) can go unseen by workers that still reach it (README: "Auth").
+SESSION_CACHE_SECONDS = 10
+
+# The link mailed for a password reset; {token} is replaced by the token.
+PASSWORD_RESET_URL = "http://localhost:3000/reset-password?token={token}"
+PASSWORD_RESET_TTL = 30 * 60
+
+# Failed logins (and reset requests) allowed per email and per client IP in a window
+# of seconds, counted over every worker and host; more get 429.
+LOGIN_ATTEMPTS_PER_EMAIL = 5
+LOGIN_ATTEMPTS_PER_IP = 5
+LOGIN_ATTEMPTS_WINDOW = 15 * 60
+
+# argon2id cost (OWASP's recommendation: 19 MiB, 2 passes, 1 lane; about 25 ms per
+# hash on one core). Hashes made with other values are upgraded at the next login.
+ARGON2_TIME_COST = 2
+ARGON2_MEMORY_COST = 19 * 1024
+ARGON2_PARALLELISM = 1
+
 # OpenAPI document and docs pages under /api/v1; None means on except in production.
 API_DOCS_ENABLED: bool | None = None
 # {"username": "...", "password": "..."} to ask for credentials (HTTP Basic) on them.
 API_DOCS_AUTH: dict[str, str] | None = None
 API_TITLE = "Backend API"
 API_VERSION = "1.0.0"
-API_DESCRIPTION = "Users and the items they own. Every endpoint needs an API key."
+API_DESCRIPTION = (
+    "Users and the items they own. Services call it with an API key; people sign in "
+    "at /auth/login and send a bearer token."
+)
 
 # None means a SQLite file in the instance folder: instance/backend.db.
 SQLALCHEMY_DATABASE_URI: str | None = None
@@ -74,6 +116,21 @@ JOBS: list[dict] = [
         "minutes": 10,
     },
     {
+        "id": "prune_sessions",
+        "func": "backend.features.accounts.jobs:prune_sessions",
+        "trigger": "cron",
+        "hour": 3,
+        "minute": 10,
+    },
+    {
+        "id": "prune_audit_events",
+        "func": "backend.features.audit.jobs:prune_audit_events",
+        "kwargs": {"days": 90},
+        "trigger": "cron",
+        "hour": 3,
+        "minute": 20,
+    },
+    {
         "id": "prune_job_runs",
         "func": "backend.scheduler.jobs:prune_job_runs",
         "kwargs": {"days": 30},
@@ -105,5 +162,16 @@ MAX_CONTENT_LENGTH = 1024 * 1024
 # Seconds to wait for the database to accept a connection before answering 503.
 DATABASE_CONNECT_TIMEOUT = 3
 
-# werkzeug.security method for password hashes; tests use a cheaper one.
-PASSWORD_HASH_METHOD = "scrypt"
+# Outgoing mail (backend/mail). None: written to the log and to MAIL_FOLDER in
+# development, not sent at all elsewhere (with a warning at start). Otherwise
+# smtp://user:password@host:25, smtp+starttls://...:587 (STARTTLS) or
+# smtps://...:465 (TLS from the start); memory:// keeps messages in memory (tests).
+MAIL_URL: str | None = None
+MAIL_FROM = "Backend <no-reply@localhost>"
+# Where the development backend writes each message as an .eml file.
+MAIL_FOLDER = "instance/mail"
+# A CA bundle to trust for the SMTP server's certificate; None trusts the system's.
+MAIL_TLS_CA_FILE: str | None = None
+# Seconds to wait for the SMTP server; a failed send is tried this many times in all.
+MAIL_TIMEOUT = 10
+MAIL_SEND_ATTEMPTS = 3

@@ -8,8 +8,8 @@ round trips the template makes (pool_pre_ping, the reload after a commit) are no
 copied: they are part of that price.
 
 Served by gunicorn with `baseline_gunicorn.py`; configured by the environment:
-BASELINE_DATABASE_URL, and BASELINE_PASSWORD_HASH_METHOD (the template's method, so
-creating a user costs the same hash).
+BASELINE_DATABASE_URL, and BASELINE_ARGON2 ("time_cost,memory_cost,parallelism": the
+template's argon2id parameters, so creating a user costs the same hash).
 """
 
 import os
@@ -19,13 +19,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2.extensions
+from argon2 import PasswordHasher
 from flask import Flask, Response, jsonify, request
 from psycopg2.pool import SimpleConnectionPool
-from werkzeug.security import generate_password_hash
 
 # Every column, as the ORM's select(User) and select(Item) send them.
 USER_COLUMNS = ", ".join(
-    f"users.{name}" for name in ("id", "email", "name", "password_hash", "created_at", "updated_at")
+    f"users.{name}"
+    for name in (
+        "id",
+        "email",
+        "name",
+        "password_hash",
+        "role",
+        "blocked",
+        "created_at",
+        "updated_at",
+    )
 )
 ITEM_COLUMNS = ", ".join(
     f"items.{name}"
@@ -65,11 +75,13 @@ def iso(value: datetime) -> str:
 
 
 def user_json(row: tuple) -> dict[str, Any]:
-    user_id, email, name, _password_hash, created_at, updated_at = row
+    user_id, email, name, _password_hash, role, blocked, created_at, updated_at = row
     return {
         "id": user_id,
         "email": email,
         "name": name,
+        "role": role,
+        "blocked": blocked,
         "created_at": iso(created_at),
         "updated_at": iso(updated_at),
     }
@@ -144,9 +156,8 @@ def create_user() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]
     if not all(isinstance(value, str) and value for value in (email, name, password)):
         return jsonify(message="JSON body parameters are invalid."), 400
     email = email.lower()
-    password_hash = generate_password_hash(
-        password, method=os.environ["BASELINE_PASSWORD_HASH_METHOD"]
-    )
+    time_cost, memory_cost, parallelism = map(int, os.environ["BASELINE_ARGON2"].split(","))
+    password_hash = PasswordHasher(time_cost, memory_cost, parallelism).hash(password)
     now = datetime.now(UTC)
     with connection() as conn, conn.cursor() as cursor:
         cursor.execute("SELECT users.id FROM users WHERE users.email = %s", (email,))
@@ -159,5 +170,5 @@ def create_user() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]
         )
         (user_id,) = cursor.fetchone()
         conn.commit()
-    user = user_json((user_id, email, name, password_hash, now, now))
+    user = user_json((user_id, email, name, password_hash, "user", False, now, now))
     return jsonify(user), 201, {"Location": f"{request.path}/{user_id}"}

@@ -26,6 +26,7 @@ from backend import create_app
 from backend.auth import requires_scope
 from backend.cors import vary_on_origin
 from backend.extensions import cache, db
+from backend.features.accounts.sessions import start_session
 from backend.features.users.models import User
 from backend.features.users.schemas import UserPageSchema, UserSchema
 from backend.http_rules import no_content_type_without_content, reject_unstorable_query
@@ -82,10 +83,17 @@ def measure(calls: int, users: int) -> list[dict[str, object]]:
 
     hit = [f"/api/v1/items?limit={PAGE}&offset=0"]
     wsgi_call(app, hit, key)()  # so that the next ones are hits
+    token = signed_in(app)
     line(
         "whole request: GET user by id",
         cpu_ms(calls, wsgi_call(app, user_paths, key)),
         cpu_ms(calls, wsgi_call(baseline, user_paths, {})),
+    )
+    line(
+        "whole request: GET user by id, bearer token",
+        cpu_ms(calls, wsgi_call(app, user_paths, token)),
+        cpu_ms(calls, wsgi_call(baseline, user_paths, {})),
+        "an admin's token instead of the key",
     )
     line(
         f"whole request: GET {PAGE} users + total",
@@ -155,6 +163,14 @@ def measure(calls: int, users: int) -> list[dict[str, object]]:
     with app.test_request_context(hit[0], headers=key):
         auth = requires_scope("items:read")
         line("  API-key auth", cpu_ms(calls, auth.authenticate))
+    with app.test_request_context(hit[0], headers=token):
+        line(
+            "  bearer-token auth",
+            cpu_ms(calls, auth.authenticate),
+            None,
+            "JWT check + session state from the shared cache",
+        )
+    with app.test_request_context(hit[0], headers=key):
         query, query_schema = {"limit": "50", "offset": "0"}, PageQuerySchema()
         line("  query validation", cpu_ms(calls, lambda: query_schema.load(query)))
         request_logger = logging.getLogger("backend.log_setup")
@@ -183,6 +199,16 @@ def measure(calls: int, users: int) -> list[dict[str, object]]:
             "a new user / json.loads alone",
         )
     return lines
+
+
+def signed_in(app: Flask) -> dict[str, str]:
+    """An Authorization header for a session of user 1, made an admin for the run."""
+    with app.test_request_context("/api/v1/auth/login", method="POST"):
+        user = db.session.get(User, 1)
+        user.role = "admin"
+        pair = start_session(user, "benchmark")
+        db.session.commit()
+    return {"Authorization": f"Bearer {pair['access_token']}"}
 
 
 def _baseline_page(columns: str, offset: int) -> list[tuple]:

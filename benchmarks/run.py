@@ -153,6 +153,7 @@ def template_environment(
         "FLASK_ENVIRONMENT": "production",
         "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
         "FLASK_AUTH_KEY": key,
+        "FLASK_JWT_SECRET_KEY": secrets.token_urlsafe(32),
         "DATABASE_URL": database_url,
         "FLASK_LOG_FILE": str(workdir / "logs" / "backend.log"),
         "FLASK_CACHE_TYPE": "RedisCache",
@@ -361,7 +362,7 @@ def benchmark(options: Options, workdir: Path, cleanup: contextlib.ExitStack) ->
 
     baseline_env = clean_environment() | {
         "BASELINE_DATABASE_URL": database_url,
-        "BASELINE_PASSWORD_HASH_METHOD": password_hash["method"],
+        "BASELINE_ARGON2": ",".join(map(str, password_hash["argon2"])),
     }
     progress(f"layers: each piece of a request, {options.layer_calls} calls, in one process")
     layers = price_layers(template_env, options.layer_calls, options.users)

@@ -20,13 +20,14 @@ from sqlalchemy import text
 from backend import create_app
 from backend.api import operations
 from backend.app import import_features
-from backend.auth import ApiKeyAuthenticator
+from backend.auth import ScopeAuthenticator
 from backend.extensions import db
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 AUTH_KEY = "test-default-key"
 REPORTING_KEY = "test-reporting-key"  # read-only client
 NO_SCOPES_KEY = "test-no-scopes-key"
+PASSWORD = "correct horse"  # every user make_user creates has it
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,18 @@ class ApiOperation:
         return [
             authenticator.scope
             for authenticator in self.definition.authenticators
-            if isinstance(authenticator, ApiKeyAuthenticator)
+            if isinstance(authenticator, ScopeAuthenticator)
         ]
+
+    @property
+    def public(self) -> bool:
+        """Open to anyone: registering, signing in, refreshing, resetting a password."""
+        return not self.definition.authenticators
+
+    @property
+    def users_only(self) -> bool:
+        """For a signed-in person's own account: a bearer token, never an API key."""
+        return any(getattr(a, "users_only", False) for a in self.definition.authenticators)
 
 
 def api_operations() -> list[ApiOperation]:
@@ -89,6 +100,7 @@ PRODUCTION = {
     "ENVIRONMENT": "production",
     "SECRET_KEY": "s" * 32,
     "AUTH_KEY": "a" * 32,
+    "JWT_SECRET_KEY": "j" * 32,
     "CACHE_TYPE": "NullCache",
 }
 
@@ -104,8 +116,11 @@ def make_config(**overrides: object) -> dict:
         },
         "ALLOWED_ORIGINS": ["https://app.example.com"],
         "LOG_FILE": None,
-        # Hashing at full cost would make the suite crawl; the method is still checked.
-        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        # Hashing at full cost would make the suite crawl; argon2id all the same.
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_COST": 8,
+        "JWT_SECRET_KEY": "test-jwt-secret-key-of-32-bytes!",
+        "MAIL_URL": "memory://",
     }
     config.update(overrides)
     return config
@@ -169,7 +184,7 @@ def make_user(client, auth_headers):
         nonlocal count
         count += 1
         body = {"email": f"user{count}@example.com", "name": f"User {count}"}
-        body["password"] = "correct horse"
+        body["password"] = PASSWORD
         body.update(overrides)
         response = client.post("/api/v1/users", json=body, headers=auth_headers)
         assert response.status_code == 201, response.json
@@ -189,5 +204,29 @@ def make_item(client, auth_headers, make_user):
         response = client.post("/api/v1/items", json=body, headers=auth_headers)
         assert response.status_code == 201, response.json
         return response.json
+
+    return make
+
+
+def sign_in(client, email: str, password: str = PASSWORD, **extra: object) -> dict:
+    """Logs in and returns the token pair."""
+    response = client.post(
+        "/api/v1/auth/login", json={"email": email, "password": password, **extra}
+    )
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def bearer(tokens: dict) -> dict:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+@pytest.fixture
+def make_member(client, make_user):
+    """Creates a user with a role, signs them in, and returns (user, headers)."""
+
+    def make(role: str = "user", **overrides):
+        user = make_user(role=role, **overrides)
+        return user, bearer(sign_in(client, user["email"]))
 
     return make

@@ -1,4 +1,8 @@
-"""API keys and scopes on every API route, the development switch, and CORS."""
+"""API keys and scopes on every API route, the development switch, and CORS.
+
+Bearer tokens, roles and object-level rules: tests/features/test_accounts.py and
+tests/features/test_roles.py.
+"""
 
 import logging
 
@@ -18,6 +22,13 @@ from tests.conftest import (
 # Every API operation, from the registry. Ids in paths are 1, a row no test creates:
 # the key and its scopes are checked before the handler looks for the row.
 API_OPERATIONS = api_operations()
+GUARDED = [operation for operation in API_OPERATIONS if not operation.public]
+# What services call with a key: all but the endpoints of a person's own account.
+FOR_KEYS = [operation for operation in GUARDED if not operation.users_only]
+MISSING_KEY = (
+    "Missing API key: send it in the X-AUTH-API-KEY header, "
+    "or a bearer token in the Authorization header."
+)
 
 
 def call(client, operation: ApiOperation, key: str | None):
@@ -33,7 +44,7 @@ def assert_let_through(response) -> None:
     assert response.status_code < 500, response.json
 
 
-def test_every_api_route_needs_one_scope_named_after_its_tag(app):
+def test_every_api_route_is_public_or_needs_one_scope_named_after_its_access(app):
     prefix = f"/{registry.prefix}/"
     served = {
         (method, rule.rule)
@@ -43,21 +54,29 @@ def test_every_api_route_needs_one_scope_named_after_its_tag(app):
     }
     assert served == {(operation.method, operation.rule) for operation in API_OPERATIONS}
 
-    for operation in API_OPERATIONS:
+    for operation in GUARDED:
         access = "read" if operation.method == "GET" else "write"
-        expected = [f"{tag}:{access}" for tag in operation.definition.tags]
-        assert len(expected) == 1 and operation.scopes == expected, str(operation)
+        [scope] = operation.scopes
+        assert scope and scope.endswith(f":{access}"), str(operation)
+    public = {str(operation) for operation in API_OPERATIONS if operation.public}
+    assert public == {
+        "POST /api/v1/auth/register",
+        "POST /api/v1/auth/login",
+        "POST /api/v1/auth/refresh",
+        "POST /api/v1/auth/password-reset",
+        "POST /api/v1/auth/password-reset/confirm",
+    }
 
 
-@pytest.mark.parametrize("operation", API_OPERATIONS, ids=str)
+@pytest.mark.parametrize("operation", FOR_KEYS, ids=str)
 def test_missing_key_is_401(client, operation):
     response = call(client, operation, None)
 
     assert response.status_code == 401
-    assert response.json == {"message": "Missing API key: send it in the X-AUTH-API-KEY header."}
+    assert response.json == {"message": MISSING_KEY}
 
 
-@pytest.mark.parametrize("operation", API_OPERATIONS, ids=str)
+@pytest.mark.parametrize("operation", FOR_KEYS, ids=str)
 def test_wrong_key_is_401(client, operation):
     response = call(client, operation, "nope")
 
@@ -65,7 +84,7 @@ def test_wrong_key_is_401(client, operation):
     assert response.json == {"message": "Invalid API key."}
 
 
-@pytest.mark.parametrize("operation", API_OPERATIONS, ids=str)
+@pytest.mark.parametrize("operation", FOR_KEYS, ids=str)
 def test_key_without_the_scope_is_403_naming_it(client, operation):
     response = call(client, operation, NO_SCOPES_KEY)
 
@@ -77,14 +96,14 @@ def test_key_without_the_scope_is_403_naming_it(client, operation):
     }
 
 
-@pytest.mark.parametrize("operation", API_OPERATIONS, ids=str)
+@pytest.mark.parametrize("operation", FOR_KEYS, ids=str)
 def test_key_with_just_that_scope_is_let_through(make_app, operation):
     app = make_app(API_CLIENTS={"exact": {"key": "exact-key", "scopes": operation.scopes}})
 
     assert_let_through(call(app.test_client(), operation, "exact-key"))
 
 
-@pytest.mark.parametrize("operation", API_OPERATIONS, ids=str)
+@pytest.mark.parametrize("operation", FOR_KEYS, ids=str)
 def test_read_only_client_reads_but_cannot_write(client, operation):
     response = call(client, operation, REPORTING_KEY)
 
@@ -92,6 +111,22 @@ def test_read_only_client_reads_but_cannot_write(client, operation):
         assert_let_through(response)
     else:
         assert response.status_code == 403
+
+
+@pytest.mark.parametrize("operation", [op for op in GUARDED if op.users_only], ids=str)
+def test_own_account_endpoints_refuse_keys_and_want_a_token(client, operation):
+    with_key = call(client, operation, AUTH_KEY)
+    without = call(client, operation, None)
+
+    assert with_key.status_code == 403
+    assert "bearer token" in with_key.json["message"]
+    assert without.status_code == 401
+    assert "Missing bearer token" in without.json["message"]
+
+
+@pytest.mark.parametrize("operation", [op for op in API_OPERATIONS if op.public], ids=str)
+def test_public_endpoints_need_no_credentials(client, operation):
+    assert_let_through(call(client, operation, None))
 
 
 @pytest.mark.parametrize("key", ["clé-secrète", "x" * 5000, " "])
@@ -122,7 +157,7 @@ def test_auth_disabled_in_development_lets_requests_in_and_warns(make_app, caplo
         client = make_app(ENVIRONMENT="development", AUTH_DISABLED=True).test_client()
 
     assert client.get("/api/v1/users").status_code == 200
-    assert "AUTH_DISABLED: every API request is allowed without a key." in caplog.messages
+    assert "AUTH_DISABLED: every API request is allowed without credentials." in caplog.messages
 
 
 def test_auth_disabled_is_ignored_outside_development(make_app):
@@ -144,14 +179,14 @@ def test_cors_preflight_from_allowed_origin_needs_no_key(client):
         headers={
             "Origin": "https://app.example.com",
             "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "X-AUTH-API-KEY, Content-Type",
+            "Access-Control-Request-Headers": "X-AUTH-API-KEY, Authorization, Content-Type",
         },
     )
 
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     allowed = response.headers["Access-Control-Allow-Headers"].lower()
-    assert "x-auth-api-key" in allowed and "content-type" in allowed
+    assert {"x-auth-api-key", "authorization", "content-type"} <= set(allowed.split(", "))
 
 
 def test_cors_answers_allowed_origin_on_real_requests(client, auth_headers):

@@ -231,12 +231,13 @@ def test_an_expired_generation_never_brings_back_old_entries(make_app, auth_head
 def test_per_client_keys_differ_by_client(app):
     from flask import g
 
+    from backend.auth import Caller
     from backend.caching import _answer_key
 
     with app.test_request_context("/api/v1/items?limit=5"):
-        g.api_client = "one"
+        g.caller = Caller(frozenset(), client="one")
         shared, first = _answer_key("items", False), _answer_key("items", True)
-        g.api_client = "two"
+        g.caller = Caller(frozenset(), user_id=1, role="user")
         assert _answer_key("items", False) == shared
         assert _answer_key("items", True) != first
 

@@ -50,7 +50,24 @@ def test_one_line_per_request_in_the_documented_format(logged_app):
         "200 OK",
     ]
     assert fields[2].startswith("backend.log_setup.log_request::")
-    assert re.fullmatch(r"\d+\.\d ms", fields[7])
+    assert re.fullmatch(r"\d+\.\d ms client=default ip=127\.0\.0\.1", fields[7])
+
+
+def test_request_line_names_the_signed_in_user_and_their_address(logged_app):
+    from tests.conftest import PASSWORD, bearer, sign_in
+
+    client = logged_app.test_client()
+    headers = {logged_app.config["AUTH_HEADER"]: logged_app.config["AUTH_KEY"]}
+    body = {"email": "ada@example.com", "name": "Ada", "password": PASSWORD}
+    user = client.post("/api/v1/users", json=body, headers=headers).json
+    tokens = sign_in(client, "ada@example.com")
+    client.get("/api/v1/me", headers=bearer(tokens), environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    client.get("/api/v1/me")
+
+    *_, signed_in, anonymous = [line.split(" | ")[7] for line in request_lines(logged_app)]
+    assert re.fullmatch(rf"\d+\.\d ms user={user['id']} ip=203\.0\.113\.9", signed_in)
+    assert re.fullmatch(r"\d+\.\d ms ip=127\.0\.0\.1", anonymous)
+    assert tokens["access_token"] not in "".join(log_lines(logged_app))
 
 
 def test_fields_outside_a_request_are_dashes(logged_app):
@@ -211,7 +228,7 @@ def test_database_errors_log_no_values(logged_app, monkeypatch):
     assert client.get("/failing").status_code in (500, 503)
 
     # Two requests racing to register one email: the second meets the unique constraint.
-    monkeypatch.setattr(handlers, "_ensure_email_free", lambda email: None)
+    monkeypatch.setattr(handlers, "ensure_email_free", lambda email: None)
     headers = {logged_app.config["AUTH_HEADER"]: logged_app.config["AUTH_KEY"]}
     body = {"email": "racer@example.com", "name": "Racer", "password": "hunter2-password"}
     assert client.post("/api/v1/users", json=body, headers=headers).status_code == 201

@@ -51,7 +51,7 @@ TEMPLATE_NAMES = frozenset(
         "Any", "Schema", "fields", "validate", "Boolean", "Date", "DateTime", "Decimal",
         "ForeignKey", "Integer", "Numeric", "String", "Text", "Mapped", "mapped_column",
         "Timestamps", "Model", "UTCDateTime", "JSONInteger", "JSONDecimal", "JSONBoolean",
-        "PageSchema", "MAX_ID", "MAX_INTEGER", "MAX_DECIMAL", "date", "datetime", "self",
+        "PageSchema", "MAX_ID", "MAX_INTEGER", "MAX_DECIMAL", "date", "datetime", "UTC", "self",
         "kwargs", "id", "created_at", "updated_at", "items",
         # the test file
         "pytest", "app", "client", "auth_headers", "make", "overrides", "response", "first",

@@ -29,6 +29,7 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 AUTH_HEADER = "X-AUTH-API-KEY"
 AUTH_KEY = "integration-" + secrets.token_hex(16)
 SECRET_KEY = "integration-" + secrets.token_hex(16)
+JWT_SECRET_KEY = "integration-" + secrets.token_hex(16)
 # Variables that would leak the caller's configuration into the servers under test.
 INHERITED_CONFIG = (
     "DATABASE_URL",
@@ -53,11 +54,18 @@ class Reply(NamedTuple):
 
 
 def request(
-    url: str, method: str = "GET", body: object = None, key: str | None = AUTH_KEY
+    url: str,
+    method: str = "GET",
+    body: object = None,
+    key: str | None = AUTH_KEY,
+    token: str | None = None,
 ) -> Reply:
-    """One request on a fresh connection, so that any worker may answer it."""
+    """One request on a fresh connection, so that any worker may answer it; with an
+    access token, that instead of the key."""
     parts = urlsplit(url)
-    headers = {AUTH_HEADER: key} if key else {}
+    headers = {AUTH_HEADER: key} if key and not token else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     payload = None
     if body is not None:
         payload = json.dumps(body).encode()
@@ -161,6 +169,7 @@ def base_env(tmp_path: Path) -> dict[str, str]:
             "FLASK_ENVIRONMENT": "production",
             "FLASK_SECRET_KEY": SECRET_KEY,
             "FLASK_AUTH_KEY": AUTH_KEY,
+            "FLASK_JWT_SECRET_KEY": JWT_SECRET_KEY,
             "PYTHONUNBUFFERED": "1",
         }
     )

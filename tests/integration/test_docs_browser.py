@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
+from tests.integration.servers import request
+
 pytestmark = pytest.mark.integration
 
 CHROMIUM = shutil.which("chromium")
@@ -93,3 +95,28 @@ def test_redoc_lists_every_operation_with_local_assets_only(docs_server, browser
 
     assert shown == {operation_id for _, _, operation_id in OPERATIONS}
     assert all(url.startswith(docs_server.url) for url in requested), requested
+
+
+def test_swagger_ui_authorize_takes_a_bearer_token(docs_server, browser_page):
+    body = {"email": "grace@example.com", "name": "Grace", "password": "a long password"}
+    assert request(docs_server.url + "/api/v1/auth/register", "POST", body, key=None).status == 201
+    login = {"email": "grace@example.com", "password": "a long password"}
+    token = request(docs_server.url + "/api/v1/auth/login", "POST", login, key=None).body
+    page = browser_page
+    page.goto(docs_server.url + "/api/v1/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=20_000)
+
+    page.click("button.authorize")
+    bearer = page.locator(".auth-container").filter(has_text="bearerAuth")
+    bearer.locator("input").fill(token["access_token"])
+    bearer.locator("button.authorize").click()
+    bearer.locator("button.btn-done").click()
+    me = page.locator("#operations-me-get_me")
+    me.locator(".opblock-summary").click()
+    me.get_by_role("button", name="Try it out").click()
+    me.get_by_role("button", name="Execute").click()
+
+    status = me.locator(".live-responses-table tbody .response-col_status")
+    status.first.wait_for(timeout=20_000)
+    assert status.first.inner_text().strip() == "200"
+    assert "grace@example.com" in me.locator(".live-responses-table").inner_text()

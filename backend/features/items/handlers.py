@@ -5,7 +5,7 @@ from flask_rebar import errors, get_validated_args, get_validated_body, messages
 from sqlalchemy import func, select
 
 from backend.api import registry
-from backend.auth import requires_scope
+from backend.auth import current_caller, requires_scope, role_at_least
 from backend.caching import cached_response, generation, invalidate
 from backend.database import delete_or_404
 from backend.errors import with_errors
@@ -30,6 +30,28 @@ def _ensure_owner_exists(owner_id: int) -> None:
             messages.body_validation_failed,
             {"errors": {"owner_id": f"No user with id {owner_id}."}},
         )
+
+
+def _owner_for_new_item(owner_id: int | None) -> int:
+    """A user's items are their own; editors and admins, and API clients, name the owner."""
+    caller = current_caller()
+    if owner_id is None:
+        if caller.user_id is None:
+            raise errors.BadRequest(
+                messages.body_validation_failed,
+                {"errors": {"owner_id": "Required when an API client creates an item."}},
+            )
+        return caller.user_id
+    _ensure_may_act_for(owner_id)
+    _ensure_owner_exists(owner_id)
+    return owner_id
+
+
+def _ensure_may_act_for(owner_id: int) -> None:
+    # Object-level authorization (OWASP API1): the scope says "items", not whose.
+    caller = current_caller()
+    if caller.user_id is not None and owner_id != caller.user_id and not role_at_least("editor"):
+        raise errors.Forbidden("Only the owner of an item, an editor or an admin can do this.")
 
 
 @cache.memoize()
@@ -96,9 +118,9 @@ def list_user_items(user_id: int) -> dict:
     tags=["items"],
 )
 def create_item() -> tuple[Item, int, dict]:
-    """Create an item for an existing user."""
+    """Create an item: a user's own, or, for others, any existing user's."""
     body = get_validated_body()
-    _ensure_owner_exists(body["owner_id"])
+    body["owner_id"] = _owner_for_new_item(body.get("owner_id"))
     item = Item(**body)
     db.session.add(item)
     db.session.commit()
@@ -130,8 +152,10 @@ def get_item(item_id: int) -> Item:
 def update_item(item_id: int) -> Item:
     """Change some of an item's fields."""
     item = db.get_or_404(Item, item_id, description=f"Item {item_id} not found.")
+    _ensure_may_act_for(item.owner_id)
     body = get_validated_body()
     if "owner_id" in body:
+        _ensure_may_act_for(body["owner_id"])
         _ensure_owner_exists(body["owner_id"])
     for field, value in body.items():
         setattr(item, field, value)
@@ -149,6 +173,8 @@ def update_item(item_id: int) -> Item:
 )
 def delete_item(item_id: int) -> tuple[None, int]:
     """Delete an item."""
+    item = db.get_or_404(Item, item_id, description=f"Item {item_id} not found.")
+    _ensure_may_act_for(item.owner_id)
     delete_or_404(Item, item_id, f"Item {item_id} not found.")
     invalidate("items")
     return None, 204

@@ -39,10 +39,12 @@ class CreateItemSchema(Schema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(allow_none=True, validate=validate.Length(max=2000))
     owner_id = fields.Integer(
-        required=True,
         strict=True,
         validate=validate.Range(min=1, max=MAX_ID),
-        metadata={"description": "The id of an existing user; any other id is a 400."},
+        metadata={
+            "description": "The id of an existing user; any other id is a 400. A signed-in "
+            "user's own id when left out; API clients must give it."
+        },
     )
 
 

@@ -5,10 +5,13 @@ from flask_rebar import errors, get_validated_args, get_validated_body
 from sqlalchemy import select
 
 from backend.api import registry
-from backend.auth import requires_scope
+from backend.auth import current_caller, requires_scope
 from backend.database import delete_or_404
 from backend.errors import with_errors
 from backend.extensions import db
+from backend.features.accounts.access import mark_revoked
+from backend.features.accounts.sessions import live_session_ids
+from backend.features.audit.events import record_event
 from backend.features.users.models import User
 from backend.features.users.schemas import (
     CreateUserSchema,
@@ -16,17 +19,9 @@ from backend.features.users.schemas import (
     UserPageSchema,
     UserSchema,
 )
+from backend.features.users.service import ensure_email_free, update_account
 from backend.features.users.signals import user_deleted
 from backend.pagination import PageQuerySchema, paginate
-
-
-def _ensure_email_free(email: str) -> None:
-    # The unique constraint still guards against a race; this gives the clear message.
-    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise errors.Conflict(
-            "A user with this email already exists.",
-            {"errors": {"email": "Already registered."}},
-        )
 
 
 @registry.handles(
@@ -53,10 +48,14 @@ def list_users() -> dict:
 def create_user() -> tuple[User, int, dict]:
     """Create a user."""
     body = get_validated_body()
-    _ensure_email_free(body["email"])
+    ensure_email_free(body["email"])
     user = User(email=body["email"], name=body["name"])
-    user.set_password(body["password"])
+    user.set_password(body.pop("password"))
+    for field, value in body.items():
+        setattr(user, field, value)
     db.session.add(user)
+    db.session.flush()
+    record_event("user_created", user_id=user.id, details=f"role={user.role}")
     db.session.commit()
     return user, 201, {"Location": f"{request.path}/{user.id}"}
 
@@ -82,16 +81,14 @@ def get_user(user_id: int) -> User:
     tags=["users"],
 )
 def update_user(user_id: int) -> User:
-    """Change some of a user's fields."""
+    """Change some of a user's fields; blocking them or a new password ends their sessions."""
     user = db.get_or_404(User, user_id, description=f"User {user_id} not found.")
     body = get_validated_body()
+    if user_id == current_caller().user_id and {"role", "blocked"} & body.keys():
+        raise errors.Forbidden("Nobody can change their own role or block themselves.")
     if body.get("email", user.email) != user.email:
-        _ensure_email_free(body["email"])
-    if "password" in body:
-        user.set_password(body.pop("password"))
-    for field, value in body.items():
-        setattr(user, field, value)
-    db.session.commit()
+        ensure_email_free(body["email"])
+    update_account(user, body)
     return user
 
 
@@ -104,6 +101,9 @@ def update_user(user_id: int) -> User:
 )
 def delete_user(user_id: int) -> tuple[None, int]:
     """Delete a user and everything they own."""
+    # Their sessions go with them (ON DELETE CASCADE); the shared cache must hear of it.
+    sessions = live_session_ids(user_id)
     delete_or_404(User, user_id, f"User {user_id} not found.")
+    mark_revoked(sessions)
     user_deleted.send(user_id)  # for features that keep data about users
     return None, 204

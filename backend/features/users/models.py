@@ -1,12 +1,11 @@
-"""The User model: an example of a resource with a secret that is never returned."""
+"""The User model: a person who signs in, with a role; the password is kept as a hash only."""
 
-from flask import current_app
-from sqlalchemy import String
+from sqlalchemy import String, false
 from sqlalchemy.orm import Mapped, mapped_column
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from backend.database import Timestamps
 from backend.extensions import Model
+from backend.features.users.passwords import hash_password, verify_password
 
 
 class User(Timestamps, Model):
@@ -17,11 +16,13 @@ class User(Timestamps, Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(255))
+    # One of ROLES (backend/auth.py); what each may do is ROLE_SCOPES in settings.
+    role: Mapped[str] = mapped_column(String(20), default="user", server_default="user")
+    # A blocked user cannot sign in, and their sessions were ended when they were blocked.
+    blocked: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(
-            password, method=current_app.config["PASSWORD_HASH_METHOD"]
-        )
+        self.password_hash = hash_password(password)
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        return verify_password(self.password_hash, password)

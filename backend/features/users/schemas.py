@@ -4,7 +4,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from backend.fields import Email, UTCDateTime
+from backend.fields import Email, JSONBoolean, SettingChoice, UTCDateTime
 from backend.pagination import PageSchema
 
 
@@ -14,6 +14,8 @@ class UserSchema(Schema):
     id = fields.Integer(required=True)
     email = fields.String(required=True)
     name = fields.String(required=True)
+    role = fields.String(required=True)
+    blocked = fields.Boolean(required=True)
     created_at = UTCDateTime(required=True)
     updated_at = UTCDateTime(required=True)
 
@@ -24,7 +26,7 @@ class UserPageSchema(PageSchema):
     items = fields.List(fields.Nested(UserSchema), required=True)
 
 
-class CreateUserSchema(Schema):
+class NewUserSchema(Schema):
     """A new user; the email is stored lowercased."""
 
     email = Email(required=True, validate=validate.Length(max=254))
@@ -32,6 +34,16 @@ class CreateUserSchema(Schema):
     password = fields.String(
         required=True, load_only=True, validate=validate.Length(min=8, max=128)
     )
+
+
+class CreateUserSchema(NewUserSchema):
+    """A new user as an admin creates it: the role and blocked status may be set too."""
+
+    role = SettingChoice(
+        "ROLES",
+        metadata={"description": "One of ROLES in the settings; user when left out."},
+    )
+    blocked = JSONBoolean(metadata={"description": "A blocked user cannot sign in."})
 
 
 class UpdateUserSchema(CreateUserSchema):
