@@ -40,6 +40,9 @@ development secrets until real ones are set.
 
 # ALLOWED_ORIGINS = ["http://localhost:3000"]
 
+# Behind one reverse proxy (nginx, a load balancer) that sets X-Forwarded-For:
+# TRUSTED_PROXIES = 1
+
 # LOG_LEVEL = "DEBUG"
 # Query parameters whose values the log shows (all others are "***"):
 # LOG_QUERY_VALUES = ["limit", "offset", "search"]

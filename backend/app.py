@@ -19,6 +19,7 @@ from backend.health import health
 from backend.http_rules import init_http_rules
 from backend.log_setup import configure_logging
 from backend.mail import init_mail
+from backend.proxies import init_proxies
 from backend.scaffold import init_scaffold
 from backend.scheduler import init_scheduler
 from backend.url_converters import IdConverter
@@ -38,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.session_interface = CookieSessionOnDemand()
     load_config(app, config)
     configure_logging(app)
+    init_proxies(app)
     init_http_rules(app)  # before any route: it sets how the URL map matches them
     init_database(app)
     init_cache(app)
@@ -45,6 +47,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_cors(app)
     init_mail(app)
     register_api(app)
+    register_commands(app)
     init_auth(app)  # after the API: it checks configured scopes against the endpoints
     init_api_docs(app)
     init_scaffold(app)
@@ -57,7 +60,6 @@ def register_api(app: Flask) -> None:
     import_features()
     rebar.init_app(app)
     app.register_blueprint(health)
-    register_commands(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -67,10 +67,12 @@ def current_caller() -> Caller:
 
 
 def role_at_least(role: str) -> bool:
-    """Whether the caller is a user of this role or a higher one."""
-    caller = current_caller()
-    ranks = current_app.config["ROLES"]
-    return caller.role is not None and ranks.index(caller.role) >= ranks.index(role)
+    """Whether the caller is a user of this role or a higher one. A role that ROLES does
+    not list (removed in config) is held by nobody, and the caller's grants nothing."""
+    caller, ranks = current_caller(), current_app.config["ROLES"]
+    if caller.role not in ranks or role not in ranks:
+        return False
+    return ranks.index(caller.role) >= ranks.index(role)
 
 
 def init_auth(app: Flask) -> None:
@@ -167,7 +169,7 @@ class ScopeAuthenticator(Authenticator):
     """
 
     def __init__(self, scope: str | None = None, users_only: bool = False) -> None:
-        self.name = "apiKey"
+        self.name = "apiKey"  # the key's security scheme in the OpenAPI document
         self.scope = scope
         self.users_only = users_only
 

@@ -156,6 +156,11 @@ SCHEDULER_API_PREFIX = "/scheduler"
 SCHEDULER_API_SCOPE = "scheduler:admin"
 SCHEDULER_ALLOWED_FUNCS: list[str] = []
 
+# How many reverse proxies in front of the app append to X-Forwarded-For (nginx, a load
+# balancer): 1 behind one. 0 takes the connection's address as the client's; behind a
+# proxy that would give every client the proxy's address (backend/proxies.py).
+TRUSTED_PROXIES = 0
+
 # Largest request body accepted; bigger ones get 413.
 MAX_CONTENT_LENGTH = 1024 * 1024
 
@@ -164,8 +169,8 @@ DATABASE_CONNECT_TIMEOUT = 3
 
 # Outgoing mail (backend/mail). None: written to the log and to MAIL_FOLDER in
 # development, not sent at all elsewhere (with a warning at start). Otherwise
-# smtp://user:password@host:25, smtp+starttls://...:587 (STARTTLS) or
-# smtps://...:465 (TLS from the start); memory:// keeps messages in memory (tests).
+# smtp://user:password@host:25, smtp+starttls://...:587 or smtp://...:587?starttls=true
+# (STARTTLS), smtps://...:465 (TLS from the start); memory:// keeps messages in memory (tests).
 MAIL_URL: str | None = None
 MAIL_FROM = "Backend <no-reply@localhost>"
 # Where the development backend writes each message as an .eml file.

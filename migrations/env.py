@@ -110,10 +110,22 @@ def run_migrations_online():
             "Check DATABASE_URL (or SQLALCHEMY_DATABASE_URI) and that the server is running."
         ) from None
     with connection:
+        if connection.dialect.name == "sqlite":
+            # Batch mode rebuilds a table by dropping it: with foreign keys on (every
+            # connection turns them on, backend/database.py), ON DELETE CASCADE would
+            # empty the tables that refer to it. Off for the migration, checked after.
+            connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+            connection.commit()  # ends the transaction the statement began; the migration opens its own
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():
             context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise ConfigError(
+                    f"The migration left rows whose references are broken: {problems}"
+                )
 
 
 if context.is_offline_mode():

@@ -6,7 +6,7 @@ import time
 import pytest
 from flask_rebar import errors
 
-from backend.features.users import handlers as user_handlers
+from backend.features.users import service as user_service
 
 
 def test_unknown_route_is_404_json(client):
@@ -64,7 +64,7 @@ def test_unique_constraint_race_is_409_and_keeps_the_first(
 ):
     # Two requests can both pass the friendly check; the database constraint decides.
     first = make_user(email="ada@example.com")
-    monkeypatch.setattr(user_handlers, "ensure_email_free", lambda email: None)
+    monkeypatch.setattr(user_service, "ensure_email_free", lambda email: None)
     body = {"email": "ada@example.com", "name": "Second", "password": "12345678"}
     response = client.post("/api/v1/users", json=body, headers=auth_headers)
 

@@ -215,7 +215,7 @@ def test_database_errors_log_no_values(logged_app, monkeypatch):
     from sqlalchemy import text
 
     from backend.extensions import db
-    from backend.features.users import handlers
+    from backend.features.users import service
 
     def failing_statement() -> str:
         # Built here, so that the traceback's copy of this line does not hold the value.
@@ -228,7 +228,7 @@ def test_database_errors_log_no_values(logged_app, monkeypatch):
     assert client.get("/failing").status_code in (500, 503)
 
     # Two requests racing to register one email: the second meets the unique constraint.
-    monkeypatch.setattr(handlers, "ensure_email_free", lambda email: None)
+    monkeypatch.setattr(service, "ensure_email_free", lambda email: None)
     headers = {logged_app.config["AUTH_HEADER"]: logged_app.config["AUTH_KEY"]}
     body = {"email": "racer@example.com", "name": "Racer", "password": "hunter2-password"}
     assert client.post("/api/v1/users", json=body, headers=headers).status_code == 201

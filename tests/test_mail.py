@@ -225,18 +225,23 @@ def test_a_refused_recipient_is_logged_without_the_address(make_app, smtp_server
 
 
 @pytest.mark.parametrize(
-    ("scheme", "tls_option"),
-    [("smtp+starttls", "tls_context"), ("smtps", "ssl_context")],
+    ("scheme", "query", "tls_option"),
+    [
+        ("smtp+starttls", "", "tls_context"),
+        ("smtp", "?starttls=true", "tls_context"),
+        ("smtps", "", "ssl_context"),
+    ],
 )
 def test_smtp_over_tls_trusts_the_configured_ca(
-    make_app, smtp_server, certificate, scheme, tls_option
+    make_app, smtp_server, certificate, scheme, query, tls_option
 ):
     cert, server_context = certificate
     options = {tls_option: server_context}
-    if scheme == "smtp+starttls":
+    if tls_option == "tls_context":
         options["require_starttls"] = True
     received, port = smtp_server(**options)
-    app = make_app(MAIL_URL=f"{scheme}://127.0.0.1:{port}", MAIL_TLS_CA_FILE=str(cert))
+    url = f"{scheme}://127.0.0.1:{port}{query}"
+    app = make_app(MAIL_URL=url, MAIL_TLS_CA_FILE=str(cert))
     send(app)
     flush()
 

@@ -81,3 +81,42 @@ def test_upgrade_against_an_unreachable_database_says_so_in_one_line(tmp_path):
         'connection to server at "127.0.0.1", port 1 failed: Connection refused. '
         "Check DATABASE_URL (or SQLALCHEMY_DATABASE_URI) and that the server is running."
     ]
+
+
+def test_each_migration_keeps_the_rows_that_refer_to_the_tables_it_rebuilds(migrated_app):
+    """On SQLite, batch mode rebuilds a table by dropping it; with foreign keys on, ON
+    DELETE CASCADE would empty the tables that refer to it (migrations/env.py)."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
+
+    revisions = list(ScriptDirectory.from_config(migrate_config()).walk_revisions())
+    first = revisions[-1].revision
+    flask_migrate.upgrade(revision=first)
+    now = "2026-01-01 00:00:00"
+    db.session.execute(
+        text(
+            "INSERT INTO users (email, name, password_hash, created_at, updated_at) "
+            "VALUES ('ada@example.com', 'Ada', 'x', :now, :now)"
+        ),
+        {"now": now},
+    )
+    db.session.execute(
+        text(
+            "INSERT INTO items (title, owner_id, created_at, updated_at) "
+            "VALUES ('kept', 1, :now, :now)"
+        ),
+        {"now": now},
+    )
+    db.session.commit()
+    db.session.remove()
+
+    flask_migrate.upgrade()
+
+    assert db.session.execute(text("SELECT title FROM items")).scalars().all() == ["kept"]
+    db.session.remove()
+
+
+def migrate_config():
+    from flask import current_app
+
+    return current_app.extensions["migrate"].migrate.get_config()

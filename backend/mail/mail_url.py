@@ -3,7 +3,7 @@
 import logging
 import ssl
 from pathlib import Path
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from flask import Flask
 
@@ -43,11 +43,19 @@ def backend_for(app: Flask) -> Backend:
                 "included, to the log; production refuses it. Set an smtp:// URL."
             )
         return DevelopmentBackend(root / config["MAIL_FOLDER"])
-    tls = None if parts.scheme == "smtp" else _tls_context(root, config["MAIL_TLS_CA_FILE"])
+    scheme = parts.scheme
+    if scheme == "smtp" and parse_qs(parts.query).get("starttls", [""])[0] in ("true", "1"):
+        scheme = "smtp+starttls"  # smtp://user:password@host:587?starttls=true
+    tls = None if scheme == "smtp" else _tls_context(root, config["MAIL_TLS_CA_FILE"])
+    if tls is None and parts.username and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        logger.warning(
+            "MAIL_URL smtp:// logs in and sends reset links unencrypted; "
+            "use smtp+starttls:// or smtps:// unless the network is yours."
+        )
     return SmtpBackend(
-        scheme=parts.scheme,
+        scheme=scheme,
         host=str(parts.hostname),
-        port=parts.port or SMTP_PORTS[parts.scheme],
+        port=parts.port or SMTP_PORTS[scheme],
         user=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         timeout=config["MAIL_TIMEOUT"],

@@ -63,6 +63,7 @@ def upgrade():
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_login_sessions")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("login_sessions", schema=None) as batch_op:
         batch_op.create_index(
@@ -70,7 +71,14 @@ def upgrade():
         )
         batch_op.create_index(batch_op.f("ix_login_sessions_user_id"), ["user_id"], unique=False)
 
-    with op.batch_alter_table("users", schema=None) as batch_op:
+    # On SQLite the table is rebuilt with AUTOINCREMENT: a deleted user's id is never
+    # given to a new one (their tokens and audit events name them by id).
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table(
+        "users",
+        recreate="always" if sqlite else "auto",
+        table_kwargs={"sqlite_autoincrement": True},
+    ) as batch_op:
         batch_op.add_column(
             sa.Column("role", sa.String(length=20), server_default="user", nullable=False)
         )

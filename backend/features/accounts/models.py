@@ -11,6 +11,9 @@ from backend.extensions import Model
 
 class LoginSession(Model):
     __tablename__ = "login_sessions"
+    # Tokens name their session by id: SQLite would hand a deleted row's id to the next
+    # session, and an ended session's tokens to a new one, without AUTOINCREMENT.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

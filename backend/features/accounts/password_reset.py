@@ -8,6 +8,7 @@ import hashlib
 
 from flask import current_app
 from flask_rebar import errors, messages
+from sqlalchemy import update
 
 from backend.extensions import db
 from backend.features.accounts import tokens
@@ -16,8 +17,11 @@ from backend.features.accounts.models import LoginSession
 from backend.features.accounts.sessions import end_sessions
 from backend.features.audit.events import record_event
 from backend.features.users.models import User
+from backend.features.users.passwords import hash_password
 from backend.features.users.service import find_by_email
 from backend.mail import compose, send
+
+USED = "Invalid or expired, or already used."
 
 
 def request_reset(email: str) -> None:
@@ -46,11 +50,18 @@ def confirm_reset(token: str, password: str) -> None:
     claims = tokens.read(token, tokens.PASSWORD_RESET)
     user = db.session.get(User, int(claims["sub"])) if claims else None
     if claims is None or user is None or claims.get("pwd") != fingerprint(user):
-        raise errors.BadRequest(
-            messages.body_validation_failed,
-            {"errors": {"token": "Invalid or expired, or already used."}},
-        )
-    user.set_password(password)
+        raise errors.BadRequest(messages.body_validation_failed, {"errors": {"token": USED}})
+    # Only if the hash is still the one the token was made for: of two confirms racing
+    # with one token, one changes the password and the other finds it changed.
+    changed = db.session.scalar(
+        update(User)
+        .where(User.id == user.id, User.password_hash == user.password_hash)
+        .values(password_hash=hash_password(password))
+        .returning(User.id)
+    )
+    if changed is None:
+        db.session.rollback()
+        raise errors.BadRequest(messages.body_validation_failed, {"errors": {"token": USED}})
     record_event("password_reset", user_id=user.id)
     end_sessions(LoginSession.user_id == user.id)
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from backend.features.accounts.models import LoginSession
 from backend.features.users.schemas import NewUserSchema
 from backend.fields import Email, UTCDateTime
 from backend.pagination import PageSchema
@@ -16,7 +17,7 @@ class RegisterSchema(NewUserSchema):
 
 
 class LoginSchema(Schema):
-    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    email = Email(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, validate=validate.Length(min=1, max=128))
     device = fields.String(
         validate=validate.Length(min=1, max=100),
@@ -41,7 +42,7 @@ class TokenPairSchema(Schema):
 
 
 class PasswordResetSchema(Schema):
-    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    email = Email(required=True, validate=validate.Length(max=254))
 
 
 class PasswordResetConfirmSchema(Schema):
@@ -80,7 +81,7 @@ class SessionPageSchema(PageSchema):
     items = fields.List(fields.Nested(SessionSchema), required=True)
 
 
-def session_view(session: Any, current_id: int | None) -> dict[str, Any]:
+def session_view(session: LoginSession, current_id: int | None) -> dict[str, Any]:
     return {
         "id": session.id,
         "device": session.device,

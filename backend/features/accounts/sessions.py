@@ -65,6 +65,8 @@ def refresh_session(refresh_token: str) -> dict[str, Any]:
             LoginSession.refresh_count == count,
             LoginSession.revoked_at.is_(None),
             LoginSession.expires_at > now,
+            # A login that raced the block made a session the block did not end.
+            LoginSession.user_id.in_(select(User.id).where(User.blocked.is_(False))),
         )
         .values(
             refresh_count=count + 1,

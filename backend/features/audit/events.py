@@ -19,7 +19,7 @@ def record_event(
     event = AuditEvent(action=action, user_id=user_id, email=email, details=details)
     if has_request_context():
         caller = g.get("caller")
-        event.actor = str(caller) if caller is not None else None
+        event.actor = str(caller)[:64] if caller is not None else None
         event.ip = request.remote_addr
         event.user_agent = request.user_agent.string[:255] or None
     db.session.add(event)

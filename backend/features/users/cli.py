@@ -7,11 +7,8 @@ from flask import current_app
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
-from backend.extensions import db
-from backend.features.audit.events import record_event
-from backend.features.users.models import User
 from backend.features.users.schemas import CreateUserSchema
-from backend.features.users.service import find_by_email
+from backend.features.users.service import create_account, find_by_email
 
 cli = AppGroup("users", help="Manage user accounts.")
 
@@ -42,11 +39,6 @@ def create_user_command(email: str, name: str | None, role: str, password_stdin:
         raise click.UsageError(problems) from None
     if find_by_email(body["email"]) is not None:
         raise click.UsageError(f"A user with the email {body['email']} already exists.")
-    user = User(email=body["email"], name=body["name"], role=body["role"])
-    user.set_password(body["password"])
-    db.session.add(user)
-    db.session.flush()
-    record_event("user_created", user_id=user.id, details=f"role={user.role} by flask users")
-    db.session.commit()
+    user = create_account(body, "user_created", f"role={body['role']} by flask users")
     click.echo(f"Created user {user.id} <{user.email}> with the role {user.role}.")
     current_app.logger.info("User %d created from the command line.", user.id)

@@ -5,13 +5,12 @@ from flask_rebar import errors, get_validated_args, get_validated_body
 from sqlalchemy import select
 
 from backend.api import registry
-from backend.auth import current_caller, requires_scope
+from backend.auth import current_caller, requires_scope, role_at_least
 from backend.database import delete_or_404
 from backend.errors import with_errors
 from backend.extensions import db
 from backend.features.accounts.access import mark_revoked
 from backend.features.accounts.sessions import live_session_ids
-from backend.features.audit.events import record_event
 from backend.features.users.models import User
 from backend.features.users.schemas import (
     CreateUserSchema,
@@ -19,9 +18,25 @@ from backend.features.users.schemas import (
     UserPageSchema,
     UserSchema,
 )
-from backend.features.users.service import ensure_email_free, update_account
+from backend.features.users.service import create_account, ensure_email_free, update_account
 from backend.features.users.signals import user_deleted
 from backend.pagination import PageQuerySchema, paginate
+
+
+def _ensure_not_own(changes: dict) -> None:
+    if {"role", "blocked"} & changes.keys():
+        raise errors.Forbidden("Nobody can change their own role or block themselves.")
+    if {"email", "password"} & changes.keys():
+        raise errors.Forbidden(
+            "Change your own email or password with PATCH /api/v1/me, "
+            "which asks for your current password."
+        )
+
+
+def _ensure_may_grant(role: str | None) -> None:
+    # A role with users:write below admin (a custom one) must not make admins.
+    if role is not None and current_caller().user_id is not None and not role_at_least(role):
+        raise errors.Forbidden(f"Only a user of the role {role} or higher can give it.")
 
 
 @registry.handles(
@@ -48,15 +63,8 @@ def list_users() -> dict:
 def create_user() -> tuple[User, int, dict]:
     """Create a user."""
     body = get_validated_body()
-    ensure_email_free(body["email"])
-    user = User(email=body["email"], name=body["name"])
-    user.set_password(body.pop("password"))
-    for field, value in body.items():
-        setattr(user, field, value)
-    db.session.add(user)
-    db.session.flush()
-    record_event("user_created", user_id=user.id, details=f"role={user.role}")
-    db.session.commit()
+    _ensure_may_grant(body.get("role"))
+    user = create_account(body, "user_created", f"role={body.get('role', 'user')}")
     return user, 201, {"Location": f"{request.path}/{user.id}"}
 
 
@@ -84,8 +92,9 @@ def update_user(user_id: int) -> User:
     """Change some of a user's fields; blocking them or a new password ends their sessions."""
     user = db.get_or_404(User, user_id, description=f"User {user_id} not found.")
     body = get_validated_body()
-    if user_id == current_caller().user_id and {"role", "blocked"} & body.keys():
-        raise errors.Forbidden("Nobody can change their own role or block themselves.")
+    if user_id == current_caller().user_id:
+        _ensure_not_own(body)
+    _ensure_may_grant(body.get("role"))
     if body.get("email", user.email) != user.email:
         ensure_email_free(body["email"])
     update_account(user, body)

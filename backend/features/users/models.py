@@ -10,6 +10,8 @@ from backend.features.users.passwords import hash_password, verify_password
 
 class User(Timestamps, Model):
     __tablename__ = "users"
+    # Tokens and the audit trail name users by id: never a deleted user's id for a new one.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored lowercased (see CreateUserSchema), so uniqueness ignores case.

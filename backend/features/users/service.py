@@ -22,6 +22,18 @@ def ensure_email_free(email: str) -> None:
         )
 
 
+def create_account(fields: dict[str, Any], action: str, details: str | None = None) -> User:
+    """Adds and commits a user from validated fields, with the audit event `action`."""
+    ensure_email_free(fields["email"])
+    user = User(**{name: value for name, value in fields.items() if name != "password"})
+    user.set_password(fields["password"])
+    db.session.add(user)
+    db.session.flush()
+    record_event(action, user_id=user.id, details=details)
+    db.session.commit()
+    return user
+
+
 def find_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email))
 
@@ -37,7 +49,8 @@ def update_account(user: User, changes: dict[str, Any]) -> None:
         setattr(user, field, value)
     for action, details in events.items():
         record_event(action, user_id=user.id, details=details)
-    if user.blocked or "password_changed" in events:
+    # Unblocking too: a login that raced the block may have left a session behind.
+    if {"user_blocked", "user_unblocked", "password_changed"} & events.keys():
         end_sessions(LoginSession.user_id == user.id)
     db.session.commit()
     if "role_changed" in events:
