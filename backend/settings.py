@@ -59,7 +59,7 @@ LOGIN_ATTEMPTS_PER_EMAIL = 5
 LOGIN_ATTEMPTS_PER_IP = 5
 LOGIN_ATTEMPTS_WINDOW = 15 * 60
 
-# argon2id cost (OWASP's recommendation: 19 MiB, 2 passes, 1 lane; about 25 ms per
+# argon2id cost (OWASP's recommendation: 19 MiB, 2 passes, 1 lane; about 21 ms per
 # hash on one core). Hashes made with other values are upgraded at the next login.
 ARGON2_TIME_COST = 2
 ARGON2_MEMORY_COST = 19 * 1024

@@ -64,7 +64,7 @@ ENDPOINTS = (
     ),
     Endpoint(
         "create_user",
-        "POST user (scrypt)",
+        "POST user (argon2id)",
         "POST",
         "/api/v1/users",
         "create_user",
@@ -103,7 +103,7 @@ def run_wrk(
     """One wrk run; its errors count non-2xx/3xx answers, socket errors and timeouts.
 
     One wrk thread is plenty for these rates and leaves the cores to the servers.
-    The timeout is long because creating users queues behind scrypt at high
+    The timeout is long because creating users queues behind password hashing at high
     concurrency, and a request wrk gave up on would still cost the server its CPU.
     """
     command = [

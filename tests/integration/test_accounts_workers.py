@@ -3,10 +3,17 @@ also while Redis is down; login limits hold across workers."""
 
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.servers import TEST_REDIS_URL, request
+from backend import create_app
+from backend.extensions import db
+from backend.features.accounts import tokens
+from backend.features.accounts.password_reset import fingerprint
+from backend.features.users.service import find_by_email
+from tests.conftest import make_config
+from tests.integration.servers import JWT_SECRET_KEY, TEST_REDIS_URL, request
 from tests.integration.test_cache_workers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -113,3 +120,42 @@ def test_blocking_and_role_changes_reach_every_worker_at_once(
 
     assert request(f"{users}/{user_id}", "PATCH", {"blocked": True}).status == 200
     assert me_statuses(server, tokens) == {401}
+
+
+def test_racing_refreshes_and_reset_confirms_each_succeed_once(database_url, start_gunicorn):
+    server = start_gunicorn(workers=3, DATABASE_URL=database_url)
+    tokens = sign_up_and_in(server, "grace@example.com")
+    token = reset_token(database_url, "grace@example.com")
+    refresh = {"refresh_token": tokens["refresh_token"]}
+    confirm = {"token": token, "password": "a new long password"}
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        refreshes = list(
+            pool.map(
+                lambda _: request(server.url + "/api/v1/auth/refresh", "POST", refresh, key=None),
+                range(4),
+            )
+        )
+        confirms = list(
+            pool.map(
+                lambda _: request(
+                    server.url + "/api/v1/auth/password-reset/confirm", "POST", confirm, key=None
+                ),
+                range(4),
+            )
+        )
+
+    assert sorted(reply.status for reply in refreshes) == [200, 401, 401, 401]
+    assert sorted(reply.status for reply in confirms) == [204, 400, 400, 400]
+
+
+def reset_token(database_url: str, email: str) -> str:
+    """The token the reset mail would carry, made from the stored hash as the app makes it."""
+    app = create_app(
+        make_config(SQLALCHEMY_DATABASE_URI=database_url, JWT_SECRET_KEY=JWT_SECRET_KEY)
+    )
+    with app.app_context():
+        user = find_by_email(email)
+        token = tokens.issue(tokens.PASSWORD_RESET, user.id, 600, pwd=fingerprint(user))
+        db.engine.dispose()
+    return token
