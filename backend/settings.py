@@ -46,7 +46,8 @@ ACCESS_TOKEN_TTL = 15 * 60
 REFRESH_TOKEN_TTL = 30 * 24 * 3600
 # Seconds the shared cache keeps a session's state between database checks: also the
 # longest a revocation made while Redis was unreachable from the revoking worker (and
-# only then) can go unseen by workers that still reach it (README: "Auth").
+# only then) can go unseen by workers that still reach it (README: "Auth"). 0 asks the
+# database at every request.
 SESSION_CACHE_SECONDS = 10
 
 # The link mailed for a password reset; {token} is replaced by the token.

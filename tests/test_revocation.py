@@ -305,6 +305,21 @@ def test_bearer_checks_are_answered_by_the_cache_while_redis_is_up(workers, pref
 
 
 @needs_redis
+def test_with_session_cache_seconds_0_every_check_asks_the_database(make_worker, prefix):
+    worker = make_worker(**redis_config(prefix, SESSION_CACHE_SECONDS=0))
+    client = worker.test_client()
+    user = add_user(client)
+    headers = bearer(sign_in(client, user["email"]))
+    session_queries = count_queries(worker, "login_sessions")
+
+    for _ in range(3):
+        assert me(client, headers) == 200
+
+    assert len(session_queries) == 3
+    assert redis_server().get(f"{prefix}session:{session_id_of(client, headers)}") is None
+
+
+@needs_redis
 def test_cache_entries_live_session_cache_seconds_and_revocations_as_long_as_a_token(
     make_worker, prefix
 ):

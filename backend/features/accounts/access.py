@@ -39,9 +39,10 @@ def caller_of_access_token(token: str) -> tuple[int, str, int] | None:
     state = _cached(session_id)
     if state is None:
         state = _state_in_database(session_id)
-        if _cache_is_shared():
+        seconds = current_app.config["SESSION_CACHE_SECONDS"]
+        if _cache_is_shared() and seconds > 0:
             # add, not set: a revocation written meanwhile is not overwritten.
-            cache.add(_key(session_id), state, current_app.config["SESSION_CACHE_SECONDS"])
+            cache.add(_key(session_id), state, seconds)
     if state.get("user") != user_id or not isinstance(state.get("role"), str):
         return None
     return user_id, state["role"], session_id
@@ -65,9 +66,9 @@ def mark_revoked(session_ids: list[int]) -> None:
 def publish_role(user_id: int, role: str, session_ids: list[int]) -> None:
     """Call after committing a role change, with the user's live sessions: the next check
     on every worker sees the new role. A session revoked meanwhile stays revoked."""
-    if not _cache_is_shared():
-        return
     state, timeout = {"user": user_id, "role": role}, current_app.config["SESSION_CACHE_SECONDS"]
+    if not _cache_is_shared() or timeout <= 0:
+        return
     backend = cache.cache
     for session_id in session_ids:
         if hasattr(backend, "set_unless"):
