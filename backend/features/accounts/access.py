@@ -19,13 +19,13 @@ NullCache is not shared by workers: then every check asks the database.
 from typing import Any
 
 from flask import current_app
-from flask_caching.backends import FileSystemCache, NullCache, SimpleCache
 from sqlalchemy import select
 
 from backend.extensions import cache, db
 from backend.features.accounts import tokens
 from backend.features.accounts.models import LoginSession
 from backend.features.users.models import User
+from backend.redis_cache import SafeRedisCache
 
 REVOKED = {"revoked": True}
 
@@ -40,9 +40,10 @@ def caller_of_access_token(token: str) -> tuple[int, str, int] | None:
     if state is None:
         state = _state_in_database(session_id)
         seconds = current_app.config["SESSION_CACHE_SECONDS"]
-        if _cache_is_shared() and seconds > 0:
+        redis = _shared_cache()
+        if redis is not None and seconds > 0:
             # add, not set: a revocation written meanwhile is not overwritten.
-            cache.add(_key(session_id), state, seconds)
+            redis.add(_key(session_id), state, seconds)
     if state.get("user") != user_id or not isinstance(state.get("role"), str):
         return None
     return user_id, state["role"], session_id
@@ -50,37 +51,30 @@ def caller_of_access_token(token: str) -> tuple[int, str, int] | None:
 
 def mark_revoked(session_ids: list[int]) -> None:
     """Call after committing the end of these sessions."""
-    if not _cache_is_shared():
+    redis = _shared_cache()
+    if redis is None:
         return
     timeout = current_app.config["ACCESS_TOKEN_TTL"]
-    backend = cache.cache
     for session_id in session_ids:
         # Written even while the cache is backing off after an error: a revocation
         # lost here would let the token in on every worker.
-        if hasattr(backend, "set_even_while_skipping"):
-            backend.set_even_while_skipping(_key(session_id), REVOKED, timeout)
-        else:
-            backend.set(_key(session_id), REVOKED, timeout)
+        redis.set_even_while_skipping(_key(session_id), REVOKED, timeout)
 
 
 def publish_role(user_id: int, role: str, session_ids: list[int]) -> None:
     """Call after committing a role change, with the user's live sessions: the next check
     on every worker sees the new role. A session revoked meanwhile stays revoked."""
     state, timeout = {"user": user_id, "role": role}, current_app.config["SESSION_CACHE_SECONDS"]
-    if not _cache_is_shared() or timeout <= 0:
+    redis = _shared_cache()
+    if redis is None or timeout <= 0:
         return
-    backend = cache.cache
     for session_id in session_ids:
-        if hasattr(backend, "set_unless"):
-            backend.set_unless(_key(session_id), state, REVOKED, timeout)
-        else:
-            backend.delete(_key(session_id))
+        redis.set_unless(_key(session_id), state, REVOKED, timeout)
 
 
 def _cached(session_id: int) -> dict[str, Any] | None:
-    if not _cache_is_shared():
-        return None
-    state = cache.get(_key(session_id))
+    redis = _shared_cache()
+    state = redis.get(_key(session_id)) if redis is not None else None
     return state if isinstance(state, dict) else None
 
 
@@ -98,8 +92,10 @@ def _state_in_database(session_id: int) -> dict[str, Any]:
     return REVOKED if row is None else {"user": row.user_id, "role": row.role}
 
 
-def _cache_is_shared() -> bool:
-    return not isinstance(cache.cache, SimpleCache | FileSystemCache | NullCache)
+def _shared_cache() -> SafeRedisCache | None:
+    # Redis is the one cache every worker shares (backend/caching.py refuses the others
+    # in production); with any other, every check asks the database.
+    return cache.cache if isinstance(cache.cache, SafeRedisCache) else None
 
 
 def _key(session_id: int) -> str:
