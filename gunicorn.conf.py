@@ -3,6 +3,7 @@
 Each setting can be overridden on the command line or in GUNICORN_CMD_ARGS.
 """
 
+import atexit
 import contextlib
 import ctypes
 import gc
@@ -11,7 +12,10 @@ import logging
 import multiprocessing
 import os
 import re
+import shutil
 import socket
+import sys
+import tempfile
 import threading
 import time
 from functools import partial
@@ -22,7 +26,44 @@ from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.exceptions import RequestTimeout
 
-from backend.log_setup import redact_query
+# Set by the operator, read only here: exported as PROMETHEUS_MULTIPROC_DIR itself, it
+# would also send every `flask` command's figures to the server's directory.
+METRICS_DIR = "METRICS_DIR"
+METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_directory() -> None:
+    """Where every worker writes its Prometheus metrics, for /metrics to add up
+    (backend/metrics.py): METRICS_DIR emptied, or else a new directory.
+
+    Done here, before the app is imported below: prometheus_client chooses its
+    multiprocess mode when first imported, and with preload_app the master writes its
+    figures there as the app loads (emptying it in on_starting would delete them).
+    """
+    if "prometheus_client" in sys.modules:
+        return  # a reload (HUP) reads this file again: the workers keep writing there
+    directory = os.environ.get(METRICS_DIR)
+    if directory and "GUNICORN_PID" not in os.environ:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+        os.environ[METRICS_DIRECTORY] = directory
+    else:
+        # None given, or this master was started by another (USR2) still writing there.
+        os.environ[METRICS_DIRECTORY] = tempfile.mkdtemp(prefix="backend-metrics-")
+        # Also when the app fails to load; workers inherit the handler, and leave it.
+        atexit.register(remove_directory, os.environ[METRICS_DIRECTORY], os.getpid())
+
+
+def remove_directory(directory: str, owner: int) -> None:
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+prepare_metrics_directory()
+
+from backend.log_setup import redact_query  # noqa: E402  (after the metrics directory)
 
 # WEB_CONCURRENCY is the variable most hosting platforms set.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
@@ -89,6 +130,13 @@ def worker_exit(server: object, worker: object) -> None:
         stop_scheduler(worker.wsgi)
 
 
+def child_exit(server: object, worker: object) -> None:
+    """An exited worker's metrics join the totals of exited workers, in the master."""
+    from backend.metrics import worker_exited
+
+    worker_exited(worker.pid)
+
+
 # gunicorn's control socket has one path per user, so a second instance on the same
 # host (a blue/green deploy, a test server) would remove the first one's socket.
 control_socket_disable = True
@@ -151,7 +199,7 @@ class AppFormatLogger(glogging.Logger):
 
 # A query in a message: from "?" to the end of the word, less the quote that closes a
 # request line that gunicorn quoted.
-QUERY_IN_MESSAGE = re.compile(r"(?<=\?)\S*?(?=['\"]?(?:\s|$))")
+QUERY_IN_MESSAGE = re.compile(r"(?<=\?)\S+?(?=['\"]?(?:\s|$))")
 
 
 def redact_queries(record: logging.LogRecord) -> bool:

@@ -30,6 +30,7 @@ from flask_rebar.swagger_generation.marshmallow_to_swagger import (
 from marshmallow import fields, validate
 
 from backend.auth import ScopeAuthenticator
+from backend.errors import ErrorSchema
 from backend.extensions import rebar
 from backend.fields import SettingChoice
 from backend.url_converters import IdConverter
@@ -134,7 +135,11 @@ for converters in (request_body_converter_registry, query_string_converter_regis
 
 authenticator_converters = AuthenticatorConverterRegistry()
 authenticator_converters.register_type(ScopeConverter())
-openapi_generator = SwaggerV3Generator(authenticator_converter_registry=authenticator_converters)
+# Any status an endpoint does not list is described by the app's own error shape.
+openapi_generator = SwaggerV3Generator(
+    authenticator_converter_registry=authenticator_converters,
+    default_response_schema=ErrorSchema(),
+)
 openapi_generator.register_flask_converter_to_swagger_type("id", IdConverter)
 
 registry = rebar.create_handler_registry(

@@ -122,9 +122,16 @@ def _refuse_unknown(where: str, scopes: list[str], known: set[str]) -> None:
         )
 
 
+def declare_scope(app: Flask, scope: str) -> None:
+    """For endpoints outside the API registry (GET /metrics): call before init_auth."""
+    app.extensions.setdefault("scopes_outside_api", set()).add(scope)
+
+
 def declared_scopes(app: Flask) -> set[str]:
-    """The scopes the API's endpoints need, and the scheduler API's (backend/scheduler)."""
-    return {app.config["SCHEDULER_API_SCOPE"]} | {
+    """The scopes the API's endpoints need, the scheduler API's (backend/scheduler), and
+    those declared with declare_scope."""
+    outside_api = {app.config["SCHEDULER_API_SCOPE"], *app.extensions.get("scopes_outside_api", ())}
+    return outside_api | {
         authenticator.scope
         for registry in app.extensions["rebar"]["handler_registries"]
         for methods in registry.paths.values()

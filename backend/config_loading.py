@@ -14,6 +14,8 @@ from backend import settings
 
 ENVIRONMENTS = ("development", "testing", "production")
 MIN_SECRET_LENGTH = 16
+# HS256 wants a key at least as long as its 32-byte output (RFC 7518, 3.2).
+MIN_JWT_SECRET_LENGTH = 32
 
 
 class ConfigError(SystemExit):
@@ -75,8 +77,7 @@ def _check(config: dict) -> None:
     if config["ENVIRONMENT"] == "production":
         for key in ("SECRET_KEY", "AUTH_KEY"):
             _require_real_secret(config, key)
-        # HS256 wants a key at least as long as its 32-byte output (RFC 7518, 3.2).
-        _require_real_secret(config, "JWT_SECRET_KEY", min_length=32)
+        _require_real_secret(config, "JWT_SECRET_KEY", min_length=MIN_JWT_SECRET_LENGTH)
         if config["AUTH_DISABLED"]:
             raise ConfigError(
                 "Config error: AUTH_DISABLED is for development; production refuses it."
@@ -93,15 +94,22 @@ def _valid_clients(clients: object) -> bool:
     )
 
 
-def _require_real_secret(config: dict, key: str, min_length: int = MIN_SECRET_LENGTH) -> None:
+def secret_problem(config: dict, key: str, min_length: int = MIN_SECRET_LENGTH) -> str | None:
+    """What is wrong with a secret, never showing it; None when it will do. Also read by
+    `flask doctor` (backend/doctor.py)."""
     value = str(config.get(key) or "")
     if not value or value == getattr(settings, key):
-        problem = "is missing or still the development default"
-    elif len(value) < min_length:
-        problem = f"is shorter than {min_length} characters"
-    else:
+        return "missing or still the development default"
+    if len(value) < min_length:
+        return f"shorter than {min_length} characters"
+    return None
+
+
+def _require_real_secret(config: dict, key: str, min_length: int = MIN_SECRET_LENGTH) -> None:
+    problem = secret_problem(config, key, min_length)
+    if problem is None:
         return
     raise ConfigError(
-        f"Config error: {key} {problem}; production refuses to start. "
+        f"Config error: {key} is {problem}; production refuses to start. "
         f"Set FLASK_{key} to a long random value."
     )

@@ -1,10 +1,14 @@
 """Database wiring: engine options per database, SQLite's safety pragmas, timestamps."""
 
+import functools
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
-from flask import Flask, abort
-from sqlalchemy import DateTime, Delete, Engine, delete, event, inspect
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+from flask import Flask, abort, current_app
+from sqlalchemy import DateTime, Delete, Engine, delete, event, inspect, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -24,7 +28,9 @@ def init_database(app: Flask) -> None:
     }
     db.init_app(app)
     # Batch mode lets Alembic alter tables on SQLite, which cannot ALTER most things.
-    migrate.init_app(app, db, render_as_batch=True, compare_type=True)
+    # The folder by its path, not the working directory's: gunicorn --chdir, systemd.
+    migrations = Path(app.root_path).parent / "migrations"
+    migrate.init_app(app, db, str(migrations), render_as_batch=True, compare_type=True)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
@@ -111,3 +117,42 @@ class Timestamps:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+def unapplied_migrations() -> str | None:
+    """None when the database has every migration this code knows, else what is missing.
+
+    Read by GET /health/ready and `flask doctor`: a worker started on a database the
+    deploy did not upgrade would fail on the first query that needs a new column. A
+    database ahead of the code (migrated before the new code is out) passes: its
+    revision is one this code does not know.
+    """
+    directory = current_app.extensions["migrate"].directory
+    heads = migration_heads(directory)
+    with db.engine.connect() as connection:
+        current = set()
+        if inspect(connection).has_table("alembic_version"):
+            query = text("SELECT version_num FROM alembic_version")
+            current = set(connection.execute(query).scalars())
+    if current == heads or current - known_revisions(directory):
+        return None
+    return (
+        f"the database is at {', '.join(sorted(current)) or 'no revision'}, the migrations' "
+        f"head is {', '.join(sorted(heads))}: run `flask db upgrade`"
+    )
+
+
+def migration_heads(directory: str) -> frozenset[str]:
+    return frozenset(_scripts(directory).get_heads())
+
+
+def known_revisions(directory: str) -> frozenset[str]:
+    return frozenset(script.revision for script in _scripts(directory).walk_revisions())
+
+
+@functools.cache
+def _scripts(directory: str) -> ScriptDirectory:
+    """Read once per process: the migration files change only with a deploy."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", directory)
+    return ScriptDirectory.from_config(config)

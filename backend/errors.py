@@ -32,7 +32,7 @@ import logging
 import traceback
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, got_request_exception, jsonify
 from flask_rebar.errors import HttpJsonError
 from flask_rebar.messages import ErrorMessage
 from marshmallow import INCLUDE, Schema, fields
@@ -41,6 +41,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from backend.extensions import db
+from backend.request_ids import current_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +61,18 @@ class ErrorSchema(Schema):
         unknown = INCLUDE
 
     message = fields.String(required=True)
+    request_id = fields.String(
+        metadata={"description": "The request's id, as in X-Request-ID and the log."}
+    )
     errors = fields.Dict(metadata={"description": "For invalid input: field name to problem."})
 
 
 # Every API endpoint can answer these: malformed input (400), no or a wrong key (401), a
-# key without the scope (403), and the database unreachable (503); and, from gunicorn
+# key without the scope (403), a client version no longer supported (426), too many
+# requests (429), and the database unreachable (503); and, from gunicorn
 # (gunicorn.conf.py), a request sent too slowly (408), a request line or headers too
 # large (414, 431), and a request still running at the worker timeout (504).
-COMMON_ERRORS = (400, 401, 403, 408, 414, 431, 503, 504)
+COMMON_ERRORS = (400, 401, 403, 408, 414, 426, 429, 431, 503, 504)
 
 
 def with_errors(responses: dict, *statuses: int) -> dict:
@@ -89,7 +94,10 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Exception, handle_unexpected_error)
 
 
-def json_error(message: str, status: int, **extra: object) -> Response:
+def json_error(message: str, status: int, /, **extra: object) -> Response:
+    request_id = current_request_id()
+    if request_id is not None:
+        extra["request_id"] = request_id
     response = jsonify(message=message, **extra)
     response.status_code = status
     return response
@@ -163,6 +171,9 @@ def database_problem(error: DBAPIError) -> str:
 
 
 def handle_unexpected_error(error: Exception) -> Response:
+    # Flask sends got_request_exception only for errors no handler takes; this one takes
+    # them all, so it sends it: error reporting (backend/error_reporting.py) listens.
+    got_request_exception.send(current_app._get_current_object(), exception=error)  # type: ignore[attr-defined]
     if isinstance(error, DBAPIError):
         db.session.rollback()
         # The driver's message can quote what was sent (PostgreSQL's "LINE 1: ..." shows

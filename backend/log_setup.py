@@ -14,6 +14,7 @@ from pathlib import Path
 from flask import Flask, Response, g, has_request_context, request
 
 from backend import settings
+from backend.request_ids import current_request_id
 from backend.shared_log_file import SharedRotatingFileHandler
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class RequestFields(logging.Filter):
             record.method = record.path = record.query = EMPTY
         if not hasattr(record, "status"):
             record.status = EMPTY
+        record.request_id = current_request_id()
         return True
 
 
@@ -135,11 +137,15 @@ class OneLineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         # Every handler formats the record; the line is the same, so make it once.
-        made = record.__dict__.get("one_line")
+        made = record.__dict__.get("_one_line")
         if made is not None and made[0] == self._fmt:
             return made[1]
         first_line, *more_lines = record.getMessage().rstrip("\n").split("\n")
         record.message = escape(first_line)
+        request_id = getattr(record, "request_id", None)
+        if request_id:  # well-formed (backend/request_ids.py): nothing to escape
+            record.message = f"request_id={request_id} {record.message}"
+
         record.asctime = self.formatTime(record, self.datefmt)
         line = self.formatMessage(record)
         if more_lines:
@@ -151,7 +157,7 @@ class OneLineFormatter(logging.Formatter):
             line += "\n" + _indent(self.formatException(record.exc_info))
         if record.stack_info:
             line += "\n" + _indent(self.formatStack(record.stack_info))
-        record.one_line = (self._fmt, line)
+        record._one_line = (self._fmt, line)
         return line
 
 

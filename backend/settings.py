@@ -181,3 +181,51 @@ MAIL_TLS_CA_FILE: str | None = None
 # Seconds to wait for the SMTP server; a failed send is tried this many times in all.
 MAIL_TIMEOUT = 10
 MAIL_SEND_ATTEMPTS = 3
+
+# --- Operations: each block is one module or folder to delete with its lines here ---
+
+# Request ids (backend/request_ids.py). An incoming header of 1 to 128 letters, digits
+# and ._:- is kept; any other value, or none, gets a new id. Returned in the same header.
+# None turns request ids off.
+REQUEST_ID_HEADER: str | None = "X-Request-ID"
+
+# Prometheus metrics at GET /metrics (backend/metrics.py) for API keys with the scope
+# METRICS_SCOPE, and admins. Under gunicorn, every worker writes its figures to
+# a directory: METRICS_DIR, emptied at start, or a temporary one (gunicorn.conf.py).
+METRICS_ENABLED = True
+METRICS_SCOPE = "metrics:read"
+
+# Rate limits (backend/rate_limits.py, Flask-Limiter), per caller: the API client, the
+# signed-in user, or the IP address when anonymous. Limits in Flask-Limiter's notation;
+# "default" applies to every request, the others to the endpoints that name them
+# (instead of the default). Change one with FLASK_RATE_LIMITS__login="20 per minute".
+RATELIMIT_ENABLED = True
+RATE_LIMITS = {
+    "default": "300 per minute",
+    "login": "10 per minute",
+    "password_reset": "5 per 15 minutes",
+    "register": "20 per hour",
+}
+# Where the counts live: None means the cache's Redis (CACHE_REDIS_URL) when there is
+# one, else memory:// (one count per process: development only). Keys go under
+# CACHE_KEY_PREFIX; Redis is waited for CACHE_SOCKET_TIMEOUT seconds at most.
+RATELIMIT_STORAGE_URI: str | None = None
+
+# Clients send their app's version in this header (backend/client_versions): unsupported
+# versions get 426, deprecated ones Deprecation and Sunset headers. Managed with
+# `flask versions`; each worker rereads the table at most this many seconds apart.
+CLIENT_VERSIONS_ENABLED = True
+CLIENT_VERSION_HEADER = "X-Version"
+CLIENT_VERSIONS_REFRESH_SECONDS = 5
+
+# Security headers on every response (backend/security_headers.py). HSTS is sent in
+# production on requests that came over HTTPS (behind a proxy: TRUSTED_PROXIES).
+SECURITY_HEADERS_ENABLED = True
+HSTS_SECONDS = 365 * 24 * 3600
+
+# Error reporting to Sentry (backend/error_reporting.py); None turns it off. The release
+# defaults to API_VERSION.
+SENTRY_DSN: str | None = None
+SENTRY_RELEASE: str | None = None
+# Share of requests traced for performance monitoring; 0 sends errors only.
+SENTRY_TRACES_SAMPLE_RATE = 0.0

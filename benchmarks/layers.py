@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from itertools import cycle
 
-from flask import Flask, request
+from flask import Flask, request, request_finished, request_started
 from sqlalchemy import select
 from werkzeug.test import EnvironBuilder
 
@@ -170,6 +170,7 @@ def measure(calls: int, users: int) -> list[dict[str, object]]:
             None,
             "JWT check + session state from the shared cache",
         )
+    lines.extend(price_hooks(app, calls, user_paths[0], key))
     with app.test_request_context(hit[0], headers=key):
         query, query_schema = {"limit": "50", "offset": "0"}, PageQuerySchema()
         line("  query validation", cpu_ms(calls, lambda: query_schema.load(query)))
@@ -199,6 +200,42 @@ def measure(calls: int, users: int) -> list[dict[str, object]]:
             "a new user / json.loads alone",
         )
     return lines
+
+
+def price_hooks(app: Flask, calls: int, path: str, headers: dict[str, str]) -> list[dict]:
+    """Each hook the app runs around every request, read from the app itself, so a layer
+    added to the request path shows up here without an edit."""
+    priced: list[dict] = []
+
+    def price(name: str, operation: Callable[[], object], note: str = "") -> None:
+        priced.append(
+            {
+                "layer": f"    {name}",
+                "template_ms": cpu_ms(calls, operation),
+                "baseline_ms": None,
+                "note": note,
+            }
+        )
+
+    answer = app.response_class(b"{}", mimetype="application/json")
+    with app.test_request_context(path, headers=headers):
+        for hook in app.before_request_funcs.get(None, []):
+            price(f"before: {_hook_name(hook)}", hook)
+        for after in reversed(app.after_request_funcs.get(None, [])):
+            price(f"after: {_hook_name(after)}", lambda after=after: after(answer))
+        for signal in (request_started, request_finished):
+            if signal.receivers_for(app):
+                price(
+                    f"signal: {signal.name}",
+                    lambda signal=signal: signal.send(app, response=answer),
+                    ", ".join(_hook_name(receiver) for receiver in signal.receivers_for(app)),
+                )
+    return priced
+
+
+def _hook_name(hook: Callable) -> str:
+    module = getattr(hook, "__module__", "") or ""
+    return f"{module.removeprefix('backend.')}.{getattr(hook, '__name__', repr(hook))}"
 
 
 def signed_in(app: Flask) -> dict[str, str]:

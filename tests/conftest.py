@@ -8,6 +8,7 @@ Tests that police every API operation take the list from `api_operations()`, rea
 from rebar's registry, so adding or removing a feature needs no edit here.
 """
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pytest
 from flask_rebar.rebar import PathDefinition
 from sqlalchemy import text
 
-from backend import create_app
+from backend import create_app, settings
 from backend.api import operations
 from backend.app import import_features
 from backend.auth import ScopeAuthenticator
@@ -105,6 +106,26 @@ PRODUCTION = {
 }
 
 
+@pytest.fixture
+def logged_app(make_app, tmp_path):
+    """An app that also logs to a file, read with log_lines(app)."""
+    return make_app(LOG_FILE=str(tmp_path / "app.log"))
+
+
+def log_lines(app) -> list[str]:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    with open(app.config["LOG_FILE"], encoding="utf-8") as log_file:
+        return log_file.read().splitlines()
+
+
+def error_body(response) -> dict:
+    """A JSON error without its request id, once that is checked to be the response's."""
+    body = dict(response.json)
+    assert body.pop("request_id") == response.headers["X-Request-ID"]
+    return body
+
+
 def make_config(**overrides: object) -> dict:
     config = {
         "ENVIRONMENT": "testing",
@@ -121,6 +142,8 @@ def make_config(**overrides: object) -> dict:
         "ARGON2_MEMORY_COST": 8,
         "JWT_SECRET_KEY": "test-jwt-secret-key-of-32-bytes!",
         "MAIL_URL": "memory://",
+        # Far above what a test sends; tests/test_rate_limits.py sets tight ones.
+        "RATE_LIMITS": {name: "100000 per minute" for name in settings.RATE_LIMITS},
     }
     config.update(overrides)
     return config

@@ -7,6 +7,7 @@ import pytest
 from flask_rebar import errors
 
 from backend.features.users import service as user_service
+from tests.conftest import error_body
 
 
 def test_unknown_route_is_404_json(client):
@@ -69,7 +70,7 @@ def test_unique_constraint_race_is_409_and_keeps_the_first(
     response = client.post("/api/v1/users", json=body, headers=auth_headers)
 
     assert response.status_code == 409
-    assert response.json == {"message": "The request conflicts with data already stored."}
+    assert error_body(response) == {"message": "The request conflicts with data already stored."}
     listed = client.get("/api/v1/users", headers=auth_headers).json
     assert listed["items"] == [first]
 
@@ -92,7 +93,7 @@ def test_unreachable_database_is_503_json_within_seconds(make_app, database_uri,
     assert time.monotonic() - started < 5
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
-    assert response.json == {"message": "The database is unavailable; try again shortly."}
+    assert error_body(response) == {"message": "The database is unavailable; try again shortly."}
     [record] = [r for r in caplog.records if r.getMessage().startswith("Database unavailable")]
     assert record.exc_info is None
 
@@ -105,7 +106,10 @@ def test_custom_error_message_with_extra_data(app, client):
     response = client.get("/forbidden")
 
     assert response.status_code == 403
-    assert response.json == {"message": "You can't do that!", "reason": "missing credentials"}
+    assert error_body(response) == {
+        "message": "You can't do that!",
+        "reason": "missing credentials",
+    }
 
 
 def test_unexpected_exception_is_500_json_with_traceback_only_in_log(app, client, caplog):
@@ -117,7 +121,7 @@ def test_unexpected_exception_is_500_json_with_traceback_only_in_log(app, client
         response = client.get("/broken")
 
     assert response.status_code == 500
-    assert response.json == {"message": "Internal Server Error"}
+    assert error_body(response) == {"message": "Internal Server Error"}
     assert "secret internals" not in response.get_data(as_text=True)
     [record] = [r for r in caplog.records if r.exc_info]
     assert record.exc_info[0] is RuntimeError

@@ -6,7 +6,7 @@ import json
 import pytest
 from marshmallow import fields
 
-from tests.conftest import api_operations
+from tests.conftest import api_operations, error_body
 
 NUL_AND_SURROGATE = ["a\x00b", "a\ud800b"]
 
@@ -63,7 +63,7 @@ def test_deeply_nested_json_is_400(client, auth_headers, depth):
     )
 
     assert response.status_code == 400
-    assert response.json == {"message": "The JSON body is nested more than 32 levels deep."}
+    assert error_body(response) == {"message": "The JSON body is nested more than 32 levels deep."}
 
 
 def test_json_nested_within_the_limit_is_validated_as_usual(client, auth_headers):
@@ -171,7 +171,7 @@ def test_a_body_that_cannot_be_read_is_400(client, auth_headers):
     response = chunked_post(client, auth_headers, io.BufferedReader(BrokenStream()))
 
     assert response.status_code == 400
-    assert response.json == {"message": "The request body could not be read."}
+    assert error_body(response) == {"message": "The request body could not be read."}
 
 
 @pytest.mark.parametrize("path", ["/api//v1/users", "//api/v1/users", "/api/v1//users/1"])

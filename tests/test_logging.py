@@ -9,24 +9,13 @@ import sys
 import pytest
 
 from backend.log_setup import escape, redact_query
+from tests.conftest import log_lines
 
 FIELD = r"(?:(?! \| ).)+"
 LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \| (DEBUG|INFO|WARNING|ERROR|CRITICAL) \| \S+::\d+"
     rf" \| {FIELD} \| {FIELD} \| {FIELD} \| (-|\d{{3}} [A-Z ]+) \| .*$"
 )
-
-
-@pytest.fixture
-def logged_app(make_app, tmp_path):
-    return make_app(LOG_FILE=str(tmp_path / "app.log"))
-
-
-def log_lines(app) -> list[str]:
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    with open(app.config["LOG_FILE"], encoding="utf-8") as log_file:
-        return log_file.read().splitlines()
 
 
 def request_lines(app) -> list[str]:
@@ -36,7 +25,7 @@ def request_lines(app) -> list[str]:
 def test_one_line_per_request_in_the_documented_format(logged_app):
     client = logged_app.test_client()
     headers = {logged_app.config["AUTH_HEADER"]: logged_app.config["AUTH_KEY"]}
-    client.get("/api/v1/users?limit=2", headers=headers)
+    response = client.get("/api/v1/users?limit=2", headers=headers)
 
     [line] = request_lines(logged_app)
     assert LINE.match(line)
@@ -50,7 +39,10 @@ def test_one_line_per_request_in_the_documented_format(logged_app):
         "200 OK",
     ]
     assert fields[2].startswith("backend.log_setup.log_request::")
-    assert re.fullmatch(r"\d+\.\d ms client=default ip=127\.0\.0\.1", fields[7])
+    request_id = response.headers["X-Request-ID"]
+    assert re.fullmatch(
+        rf"request_id={request_id} \d+\.\d ms client=default ip=127\.0\.0\.1", fields[7]
+    )
 
 
 def test_request_line_names_the_signed_in_user_and_their_address(logged_app):
@@ -65,8 +57,10 @@ def test_request_line_names_the_signed_in_user_and_their_address(logged_app):
     client.get("/api/v1/me")
 
     *_, signed_in, anonymous = [line.split(" | ")[7] for line in request_lines(logged_app)]
-    assert re.fullmatch(rf"\d+\.\d ms user={user['id']} ip=203\.0\.113\.9", signed_in)
-    assert re.fullmatch(r"\d+\.\d ms ip=127\.0\.0\.1", anonymous)
+    assert re.fullmatch(
+        rf"request_id=\w+ \d+\.\d ms user={user['id']} ip=203\.0\.113\.9", signed_in
+    )
+    assert re.fullmatch(r"request_id=\w+ \d+\.\d ms ip=127\.0\.0\.1", anonymous)
     assert tokens["access_token"] not in "".join(log_lines(logged_app))
 
 

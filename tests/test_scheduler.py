@@ -19,7 +19,7 @@ from backend.scheduler.leader import LeaseElector
 from backend.scheduler.models import JobRun
 from backend.scheduler.runs import adopt_orphans, as_utc, claim_runs
 from tests import scheduled_jobs
-from tests.conftest import AUTH_KEY, READ_SCOPES, REPORTING_KEY, TEST_DATABASE_URL
+from tests.conftest import AUTH_KEY, READ_SCOPES, REPORTING_KEY, TEST_DATABASE_URL, error_body
 
 
 def every_second(job_id: str, func: str = "tests.scheduled_jobs:record") -> dict:
@@ -439,7 +439,7 @@ def assert_error(response, status: int) -> None:
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.is_json
     assert isinstance(response.json["message"], str)
-    assert set(response.json) <= {"message", "errors"}
+    assert set(response.json) <= {"message", "errors", "request_id"}
     text = response.get_data(as_text=True)
     assert not [leak for leak in LEAKS if leak in text], text
 
@@ -609,7 +609,7 @@ def test_scheduler_api_wants_a_json_object(api_app, ops_client, body, method, pa
     )
 
     assert_error(response, 400)
-    assert response.json == {"message": "Send the job as a JSON object."}
+    assert error_body(response) == {"message": "Send the job as a JSON object."}
 
 
 @pytest.mark.parametrize("job_id", ["nope", "x" * 300, "a%00b", "%F0%9F%92%A9"])
@@ -632,7 +632,7 @@ def test_scheduler_api_answers_409_for_an_id_taken(api_app, ops_client):
     response = ops_client.post("/scheduler/jobs", json={**HOURLY, "hours": 2}, headers=OPS)
 
     assert_error(response, 409)
-    assert response.json == {"message": "Job hourly already exists."}
+    assert error_body(response) == {"message": "Job hourly already exists."}
     assert ops_client.get("/scheduler/jobs/hourly", headers=OPS).json["hours"] == 1
 
 

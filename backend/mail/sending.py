@@ -12,6 +12,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 from flask import current_app
 
 from backend.mail.backends import Backend, described
+from backend.request_ids import carry
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ def compose(to: str, subject: str, text: str) -> EmailMessage:
 def send(message: EmailMessage) -> None:
     """Hands a composed message to this process's sender thread."""
     backend, attempts = current_app.extensions["mail"], current_app.config["MAIL_SEND_ATTEMPTS"]
-    _executor().submit(_deliver, backend, message, max(attempts, 1))
+    # The delivery's log lines carry the id of the request that sent the message.
+    _executor().submit(carry(_deliver), backend, message, max(attempts, 1))
 
 
 def flush(timeout: float = 10) -> None:

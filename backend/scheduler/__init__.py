@@ -188,7 +188,9 @@ def init_scheduler(app: Flask) -> None:
         logger.info("Scheduler: this instance now runs the jobs (%s).", elector.owner)
 
     def on_demoted() -> None:
-        scheduler.pause()
+        # Also called when a takeover failed because the process is shutting it down.
+        if scheduler.running:
+            scheduler.pause()
         logger.info("Scheduler: this instance no longer runs the jobs.")
 
     elector = LeaseElector(

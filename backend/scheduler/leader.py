@@ -123,7 +123,7 @@ class LeaseElector(threading.Thread):
                 connection.execute(
                     update(SchedulerLease)
                     .where(SchedulerLease.name == LEASE_NAME, SchedulerLease.owner == self.owner)
-                    .values(owner=None, expires_at=0)
+                    .values(owner=None)
                 )
         except Exception as error:
             logger.warning("Scheduler: could not release the lease, it will expire: %s", error)

@@ -15,6 +15,7 @@ from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from flask import Flask, g
+from prometheus_client import Counter
 from sqlalchemy import Engine, Row, update
 
 from backend.database import utcnow
@@ -25,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 ClaimedRun = tuple[int, datetime]  # (job_runs.id, scheduled run time)
 CLAIMS_PER_STATEMENT = 500
+
+# Served at GET /metrics (backend/metrics.py), counted by the process that ran the job or,
+# for "interrupted", by the leader that found the run cut short.
+JOB_RUNS = Counter("scheduler_job_runs", "Scheduled job runs by outcome.", ["job", "status"])
 
 
 class RecordingExecutor(ThreadPoolExecutor):
@@ -100,6 +105,7 @@ class RecordingExecutor(ThreadPoolExecutor):
                 error = "".join(traceback.format_exception(event.exception))
             elif event.code == EVENT_JOB_MISSED:
                 status = JobRun.MISSED
+        JOB_RUNS.labels(job.id, status).inc()
         self._mark(run_id, JobRun.RUNNING, status, finished_at=utcnow(), error=error)
         return status
 
@@ -176,7 +182,7 @@ def adopt_orphans(engine: Engine, owner: str, in_hand: set[int]) -> dict[str, li
     anything not queued or running here (`in_hand`).
     """
     with engine.begin() as connection:
-        interrupted = connection.execute(
+        interrupted = connection.scalars(
             update(JobRun)
             .where(JobRun.status == JobRun.RUNNING, JobRun.id.not_in(in_hand))
             .values(
@@ -184,15 +190,20 @@ def adopt_orphans(engine: Engine, owner: str, in_hand: set[int]) -> dict[str, li
                 finished_at=utcnow(),
                 error="Cut short: the instance running it stopped.",
             )
-        ).rowcount
+            .returning(JobRun.job_id)
+        ).all()
         pending = connection.execute(
             update(JobRun)
             .where(JobRun.status == JobRun.PENDING, JobRun.id.not_in(in_hand))
             .values(owner=owner)
             .returning(JobRun.id, JobRun.job_id, JobRun.scheduled_run_time)
         ).all()
+    for job_id in interrupted:
+        JOB_RUNS.labels(job_id, JobRun.INTERRUPTED).inc()
     if interrupted:
-        logger.warning("Scheduler: %d run(s) were cut short by a stop or an outage.", interrupted)
+        logger.warning(
+            "Scheduler: %d run(s) were cut short by a stop or an outage.", len(interrupted)
+        )
     adopted: dict[str, list[ClaimedRun]] = {}
     for row in sorted(pending, key=lambda row: row.scheduled_run_time):
         adopted.setdefault(row.job_id, []).append((row.id, as_utc(row.scheduled_run_time)))

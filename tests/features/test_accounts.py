@@ -19,7 +19,7 @@ from backend.features.audit.jobs import prune_audit_events
 from backend.features.audit.models import AuditEvent
 from backend.features.users.models import User
 from backend.mail import flush, outbox, sending
-from tests.conftest import PASSWORD, bearer, sign_in
+from tests.conftest import PASSWORD, bearer, error_body, sign_in
 
 NEW_PASSWORD = "a brand new password"
 WRONG_PASSWORD = "not the password"
@@ -197,7 +197,7 @@ def test_login_with_unknown_email_and_with_wrong_password_get_the_same_401(clien
     wrong = login(client, user["email"], WRONG_PASSWORD)
 
     assert unknown.status_code == wrong.status_code == 401
-    assert unknown.json == wrong.json == {"message": "Wrong email or password."}
+    assert error_body(unknown) == error_body(wrong) == {"message": "Wrong email or password."}
 
 
 def test_login_of_a_blocked_user_with_the_right_password_is_403(client, auth_headers, make_user):
@@ -207,7 +207,7 @@ def test_login_of_a_blocked_user_with_the_right_password_is_403(client, auth_hea
     response = login(client, user["email"])
 
     assert response.status_code == 403
-    assert response.json == {"message": "This account is blocked."}
+    assert error_body(response) == {"message": "This account is blocked."}
 
 
 def test_login_of_a_blocked_user_with_a_wrong_password_is_401(client, auth_headers, make_user):
@@ -217,7 +217,7 @@ def test_login_of_a_blocked_user_with_a_wrong_password_is_401(client, auth_heade
     response = login(client, user["email"], WRONG_PASSWORD)
 
     assert response.status_code == 401
-    assert response.json == {"message": "Wrong email or password."}
+    assert error_body(response) == {"message": "Wrong email or password."}
 
 
 def test_sixth_login_for_one_email_is_429_with_retry_after_even_with_the_right_password(
@@ -615,7 +615,7 @@ def test_delete_an_unknown_session_is_404(client, make_user):
     response = client.delete("/api/v1/me/sessions/999999", headers=bearer(pair))
 
     assert response.status_code == 404
-    assert response.json == {"message": "Session 999999 not found."}
+    assert error_body(response) == {"message": "Session 999999 not found."}
 
 
 def test_delete_my_sessions_is_204_and_ends_all_but_the_current_one(client, make_user):

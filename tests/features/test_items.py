@@ -90,7 +90,7 @@ def test_get_unknown_item_is_404(client, auth_headers):
     response = client.get("/api/v1/items/999", headers=auth_headers)
 
     assert response.status_code == 404
-    assert response.json == {"message": "Item 999 not found."}
+    assert response.json["message"] == "Item 999 not found."
 
 
 def test_update_item_changes_given_fields_and_updated_at(client, auth_headers, make_item):

@@ -5,7 +5,7 @@ import pytest
 
 from backend.config_loading import ConfigError
 from backend.extensions import db
-from tests.conftest import AUTH_KEY, PASSWORD, TEST_DATABASE_URL, bearer, sign_in
+from tests.conftest import AUTH_KEY, PASSWORD, TEST_DATABASE_URL, bearer, error_body, sign_in
 
 ACTORS = ["owner", "other", "editor", "admin", "key"]
 OTHER = "<other>"  # stands for the id of the user who does not own the item
@@ -97,7 +97,7 @@ def test_item_endpoints_by_role_and_ownership(people, method, path, body, actor,
     assert response.status_code == expected, response.json
     stored = people.stored_item()
     if expected == 403:
-        assert response.json == {
+        assert error_body(response) == {
             "message": "Only the owner of an item, an editor or an admin can do this."
         }
         assert (stored.status_code, stored.json) == (200, before)
@@ -169,7 +169,7 @@ def test_users_and_editors_cannot_reach_users_or_the_audit_trail(
     response = people.client.open(people.url(path), method=method, json=body, headers=headers)
 
     assert response.status_code == 403
-    assert response.json == {
+    assert error_body(response) == {
         "message": f"The role {role} lacks the scope {scope}.",
         "missing_scope": scope,
     }
@@ -296,7 +296,9 @@ def test_an_admin_cannot_change_their_own_role_or_block_themselves(client, make_
     response = client.patch(path, json=body, headers=headers)
 
     assert response.status_code == 403
-    assert response.json == {"message": "Nobody can change their own role or block themselves."}
+    assert error_body(response) == {
+        "message": "Nobody can change their own role or block themselves."
+    }
     assert client.get(path, headers=headers).json == admin  # unchanged, and still signed in
 
 
@@ -428,7 +430,7 @@ def test_a_role_removed_from_config_grants_nothing(make_app, shared_database):
     response = after.test_client().get("/api/v1/items", headers=headers)
 
     assert response.status_code == 403
-    assert response.json == {
+    assert error_body(response) == {
         "message": "The role editor lacks the scope items:read.",
         "missing_scope": "items:read",
     }

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from backend import settings
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -37,6 +39,8 @@ INHERITED_CONFIG = (
     "WEB_CONCURRENCY",
     "GUNICORN_CMD_ARGS",
     "BACKEND_CONFIG_FILE",
+    "METRICS_DIR",
+    "PROMETHEUS_MULTIPROC_DIR",
 )
 
 
@@ -171,6 +175,10 @@ def base_env(tmp_path: Path) -> dict[str, str]:
             "FLASK_AUTH_KEY": AUTH_KEY,
             "FLASK_JWT_SECRET_KEY": JWT_SECRET_KEY,
             "PYTHONUNBUFFERED": "1",
+            # Far above what a test sends; test_rate_limits_workers.py sets tight ones.
+            "FLASK_RATE_LIMITS": json.dumps(
+                {name: "100000 per minute" for name in settings.RATE_LIMITS}
+            ),
         }
     )
     # Production needs a cache every worker shares: Redis when there is one to test with.

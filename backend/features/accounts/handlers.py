@@ -30,6 +30,7 @@ from backend.features.users.models import User
 from backend.features.users.schemas import UserSchema
 from backend.features.users.service import create_account
 from backend.pagination import PageQuerySchema, paginate
+from backend.rate_limits import rate_limit
 
 RESET_ACCEPTED = (
     "If an account has this email, a message with a link to reset its password is on its way."
@@ -44,6 +45,7 @@ RESET_ACCEPTED = (
     authenticators=None,
     tags=["auth"],
 )
+@rate_limit("register")
 def register() -> tuple[User, int, dict]:
     """Create an account with the role user (when REGISTRATION_OPEN)."""
     if not current_app.config["REGISTRATION_OPEN"]:
@@ -61,6 +63,7 @@ def register() -> tuple[User, int, dict]:
     authenticators=None,
     tags=["auth"],
 )
+@rate_limit("login")
 def login() -> dict:
     """Sign in: an access token for requests and a refresh token for new ones."""
     body = get_validated_body()
@@ -103,6 +106,7 @@ def logout() -> tuple[None, int]:
     authenticators=None,
     tags=["auth"],
 )
+@rate_limit("password_reset")
 def request_password_reset() -> tuple[dict, int]:
     """Mail a reset link, if an account has this email; the answer does not say."""
     request_reset(get_validated_body()["email"])
@@ -117,6 +121,7 @@ def request_password_reset() -> tuple[dict, int]:
     authenticators=None,
     tags=["auth"],
 )
+@rate_limit("password_reset")
 def confirm_password_reset() -> tuple[None, int]:
     """Set a new password with the token from the mail; every session of the account ends."""
     body = get_validated_body()

@@ -10,6 +10,7 @@ from backend.caching import cached_response, generation, invalidate
 from backend.database import delete_or_404
 from backend.errors import with_errors
 from backend.extensions import cache, db
+from backend.features.items.metrics import ITEMS_CREATED
 from backend.features.items.models import Item
 from backend.features.items.schemas import (
     CreateItemSchema,
@@ -124,6 +125,7 @@ def create_item() -> tuple[Item, int, dict]:
     item = Item(**body)
     db.session.add(item)
     db.session.commit()
+    ITEMS_CREATED.inc()
     invalidate("items")
     return item, 201, {"Location": f"{request.path}/{item.id}"}
 
