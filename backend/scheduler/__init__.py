@@ -97,6 +97,8 @@ class SafeScheduler(BackgroundScheduler):
         try:
             wait = super()._process_jobs()
         except Exception:
+            if self.state != STATE_RUNNING:
+                return None  # paused or shut down during the pass: the stop's doing, no fault
             logger.exception("Scheduler: a pass failed; retrying.")
             return STORE_RETRY_SECONDS
         if self.executor.unclaimed:

@@ -74,7 +74,11 @@ class LeaseElector(threading.Thread):
             if self.is_leader:
                 self.on_tick()
         except Exception:
-            logger.exception("Scheduler: leadership change failed; stepping down.")
+            if self.stopping.is_set():
+                # The process stops the scheduler under a takeover: nothing went wrong.
+                logger.info("Scheduler: stopped while taking over the jobs.")
+            else:
+                logger.exception("Scheduler: leadership change failed; stepping down.")
             self.is_leader = False
             self.on_demoted()
             self.release()  # let another instance try
