@@ -51,3 +51,13 @@ development secrets until real ones are set.
 # from backend.settings import JOBS
 # JOBS = [*JOBS, {"id": "my_job", "func": "backend.features.x.jobs:my_job",
 #                 "trigger": "interval", "minutes": 5}]
+
+# Operations (README, "Operations"): Sentry, rate limits, client versions, metrics.
+# SENTRY_DSN = "https://<key>@<host>/<project>"
+# SENTRY_RELEASE = "2026.11.30"
+# Change one limit without restating the others:
+# from backend.settings import RATE_LIMITS
+# RATE_LIMITS = {**RATE_LIMITS, "login": "20 per minute"}
+# RATELIMIT_STORAGE_URI = "redis://127.0.0.1:6379/1"
+# CLIENT_VERSIONS_REFRESH_SECONDS = 5
+# METRICS_SCOPE = "metrics:read"

@@ -17,7 +17,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask.helpers import get_debug_flag
-from flask_caching.backends import FileSystemCache, RedisCache, SimpleCache
+from flask_caching.backends import FileSystemCache, SimpleCache
 from sqlalchemy.exc import DBAPIError
 
 from backend.config_loading import MIN_JWT_SECRET_LENGTH, MIN_SECRET_LENGTH, secret_problem
@@ -131,11 +131,9 @@ def per_process_cache(app: Flask) -> Iterator[Problem]:
 
 
 def rate_limit_storage(app: Flask) -> Iterator[Problem]:
-    if not app.config.get("RATELIMIT_ENABLED"):
-        return
-    storage = app.config["RATELIMIT_STORAGE_URI"]
-    # None means the cache's Redis when there is one, else memory (backend/settings.py).
-    if storage.startswith("memory://") if storage else not isinstance(cache.cache, RedisCache):
+    # Where backend/rate_limits.py keeps the counts; absent when they are off.
+    storage = app.extensions.get("rate_limit_storage")
+    if storage and storage.startswith("memory://"):
         yield Problem(
             "RATELIMIT_STORAGE_URI",
             "memory:// counts per process, so each worker allows the whole limit",

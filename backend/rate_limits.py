@@ -61,6 +61,7 @@ def init_rate_limits(app: Flask) -> None:
         return
     limits = _checked(config["RATE_LIMITS"], _names_used(app))
     storage_uri = _storage_uri(app)
+    app.extensions["rate_limit_storage"] = storage_uri  # `flask doctor` reads it
     # One limiter per app, each with its own storage: Flask-Limiter keeps it on the instance.
     limiter = Limiter(
         caller_key,
